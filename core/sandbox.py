@@ -1,0 +1,292 @@
+"""The sandbox for tool code: an AST policy, instrumented loading, and isolated execution.
+
+Tool code is untrusted (an LLM may have written it). Before it runs:
+
+1. :func:`check_source` applies the policy: imports only from an allow-list; no names or
+   attributes starting with an underscore (so no ``__class__``/``__subclasses__`` escapes and
+   no reaching the connection behind :class:`core.context.ToolDB`); no ``open``, ``exec``,
+   ``eval``, ``compile``, ``globals``, ``getattr``…; no frame/code attributes; no
+   ``str.format`` (format strings can read attributes); no classes, ``global``, bare
+   ``except`` or ``except BaseException`` (which could swallow the time limit); no huge powers.
+2. :func:`load_tool` instruments every loop and function entry with a deadline check and
+   executes the module with a small set of safe builtins.
+3. :func:`run_isolated` runs a job in a forked process with an address-space limit and a
+   wall-clock limit, for testing fresh code.
+"""
+
+from __future__ import annotations
+
+import ast
+import multiprocessing as mp
+import os
+import resource
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
+
+ALLOWED_IMPORTS = {"math", "re", "json", "decimal", "statistics", "itertools", "functools", "collections"}
+FORBIDDEN_NAMES = {
+    "open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr", "delattr",
+    "hasattr", "__import__", "input", "breakpoint", "help", "memoryview", "type", "object", "super",
+    "classmethod", "staticmethod", "property", "dir", "id", "exit", "quit", "print", "bytearray",
+    "__builtins__", "__loader__", "__spec__",
+}
+FORBIDDEN_ATTRS = {
+    "format", "format_map", "mro", "gi_frame", "gi_code", "gi_yieldframe", "cr_frame", "cr_code",
+    "ag_frame", "ag_code", "f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame",
+    "tb_next", "co_code", "func_globals", "func_code", "conn", "connection", "engine",
+}
+MAX_POW = 64
+
+
+class PolicyViolation(ValueError):
+    """Code the policy refuses; ``violations`` lists each reason with its line."""
+
+    def __init__(self, violations: list[str]):
+        self.violations = violations
+        super().__init__("; ".join(violations))
+
+
+class SandboxTimeout(BaseException):  # BaseException: `except Exception` in tool code cannot catch it
+    """The tool ran past its time limit."""
+
+
+@dataclass
+class Limits:
+    seconds: float = 2.0  # per tool call
+    memory_mb: int = 1024  # for isolated runs (added to what the process already maps)
+    wall_seconds: float = 120.0  # for a whole isolated job
+
+
+# ---------------------------------------------------------------- policy
+
+
+def check_source(source: str, expect: str | None = None) -> ast.Module:
+    """Parse and check tool source; return the tree or raise :class:`PolicyViolation`."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise PolicyViolation([f"line {e.lineno}: syntax error: {e.msg}"]) from None
+    bad: list[str] = []
+
+    def no(node: ast.AST, why: str) -> None:
+        bad.append(f"line {getattr(node, 'lineno', '?')}: {why}")
+
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.Import | ast.ImportFrom | ast.Assign | ast.Expr):
+            no(node, f"only functions, imports and constants at module level, not {type(node).__name__}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for m in mods:
+                if m.split(".")[0] not in ALLOWED_IMPORTS:
+                    no(node, f"import of {m!r} is not allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})")
+            if isinstance(node, ast.ImportFrom) and node.level:
+                no(node, "relative imports are not allowed")
+        elif isinstance(node, ast.Name):
+            if node.id in FORBIDDEN_NAMES:
+                no(node, f"{node.id!r} is not allowed in tool code")
+            elif node.id.startswith("_"):
+                no(node, f"names starting with an underscore ({node.id!r}) are not allowed")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                no(node, f"attribute {node.attr!r} is not allowed (no underscore attributes)")
+            elif node.attr in FORBIDDEN_ATTRS:
+                no(node, f"attribute {node.attr!r} is not allowed in tool code")
+        elif isinstance(node, ast.FunctionDef | ast.Lambda | ast.arg):
+            name = getattr(node, "name", None) or getattr(node, "arg", None)
+            if name and name.startswith("_"):
+                no(node, f"names starting with an underscore ({name!r}) are not allowed")
+        elif isinstance(node, ast.ClassDef):
+            no(node, "class definitions are not allowed in tool code")
+        elif isinstance(node, ast.AsyncFunctionDef | ast.Await | ast.AsyncFor | ast.AsyncWith):
+            no(node, "async code is not allowed in tool code")
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            no(node, "global/nonlocal are not allowed in tool code")
+        elif isinstance(node, ast.ExceptHandler):
+            if node.type is None:
+                no(node, "a bare 'except:' is not allowed (catch Exception or a narrower type)")
+            elif any(isinstance(n, ast.Name) and n.id in ("BaseException", "SandboxTimeout")
+                     for n in ast.walk(node.type)):
+                no(node, "catching BaseException is not allowed")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            r = node.right
+            if not (isinstance(r, ast.Constant) and isinstance(r.value, int | float) and abs(r.value) <= MAX_POW):
+                no(node, f"'**' takes a constant exponent of at most {MAX_POW}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "{" in node.value:
+            pass  # plain strings are inert; .format is refused above
+    if expect is not None and not any(isinstance(n, ast.FunctionDef) and n.name == expect for n in tree.body):
+        bad.append(f"line 1: the code must define a function named {expect!r}")
+    if bad:
+        raise PolicyViolation(bad)
+    return tree
+
+
+# ---------------------------------------------------------------- instrumentation
+
+_local = threading.local()
+
+
+def _tick() -> None:
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and time.perf_counter() > deadline:
+        raise SandboxTimeout(f"time limit of {_local.limit:g} s exceeded")
+
+
+def _iter(it: Any):
+    for x in it:
+        _tick()
+        yield x
+
+
+def _range(*args: int) -> range:
+    r = range(*args)
+    if len(r) > 10_000_000:
+        raise ValueError("range() of more than 10,000,000 items is not allowed in tool code")
+    return r
+
+
+class _Instrument(ast.NodeTransformer):
+    def _tick_stmt(self) -> ast.stmt:
+        return ast.Expr(ast.Call(ast.Name("_sbx_tick", ast.Load()), [], []))
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        self.generic_visit(node)
+        node.body.insert(1 if ast.get_docstring(node) else 0, self._tick_stmt())
+        return node
+
+    def visit_While(self, node: ast.While) -> ast.AST:
+        self.generic_visit(node)
+        node.body.insert(0, self._tick_stmt())
+        return node
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        self.generic_visit(node)
+        node.iter = ast.Call(ast.Name("_sbx_iter", ast.Load()), [node.iter], [])
+        return node
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        self.generic_visit(node)
+        node.iter = ast.Call(ast.Name("_sbx_iter", ast.Load()), [node.iter], [])
+        return node
+
+
+def _guarded_import(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0):
+    if name.split(".")[0] not in ALLOWED_IMPORTS or level:
+        raise ImportError(f"import of {name!r} is not allowed")
+    return __import__(name, globals_, locals_, fromlist, level)
+
+
+SAFE_BUILTINS: dict[str, Any] = {
+    n: __builtins__[n] if isinstance(__builtins__, dict) else getattr(__builtins__, n)
+    for n in ("len", "min", "max", "sum", "sorted", "round", "abs", "int", "float", "str", "bool", "dict",
+              "list", "tuple", "set", "frozenset", "enumerate", "zip", "map", "filter", "any", "all",
+              "isinstance", "reversed", "divmod", "repr", "Exception", "ValueError", "KeyError",
+              "TypeError", "IndexError", "ZeroDivisionError", "ArithmeticError", "LookupError",
+              "True", "False", "None")
+}
+SAFE_BUILTINS["range"] = _range
+SAFE_BUILTINS["__import__"] = _guarded_import
+
+
+def load_tool(source: str, name: str) -> Callable[..., Any]:
+    """Check, instrument and load tool source; return the function named ``name``."""
+    tree = _Instrument().visit(check_source(source, expect=name))
+    ast.fix_missing_locations(tree)
+    code = compile(tree, f"<tool {name}>", "exec")
+    ns: dict[str, Any] = {
+        "__builtins__": SAFE_BUILTINS, "__name__": f"tool_{name}",
+        "NotFound": NotFound, "PreconditionFailed": PreconditionFailed, "ToolError": ToolError,
+        "InvalidArgument": InvalidArgument, "_sbx_tick": _tick, "_sbx_iter": _iter,
+    }
+    exec(code, ns)  # noqa: S102 - the policy above is what makes this safe
+    fn = ns.get(name)
+    if not callable(fn):
+        raise PolicyViolation([f"the code must define a function named {name!r}"])
+    return fn
+
+
+class deadline:
+    """``with deadline(2.0): tool(...)`` bounds instrumented tool code in this thread."""
+
+    __slots__ = ("seconds", "prev")
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_local, "deadline", None), getattr(_local, "limit", None)
+        _local.deadline = time.perf_counter() + self.seconds
+        _local.limit = self.seconds
+
+    def __exit__(self, *exc: Any) -> None:
+        _local.deadline, _local.limit = self.prev
+
+
+# ---------------------------------------------------------------- isolated runs
+
+
+@dataclass
+class IsolatedResult:
+    ok: bool
+    value: Any = None
+    error: str = ""
+
+
+def _vsize() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _child(conn: Any, job: Callable[..., Any], args: tuple, memory_mb: int) -> None:
+    try:
+        limit = _vsize() + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        value = job(*args)
+        conn.send(IsolatedResult(True, value))
+    except MemoryError:
+        conn.send(IsolatedResult(False, error=f"memory limit exceeded ({memory_mb} MiB)"))
+    except BaseException as e:  # report anything, the parent decides
+        conn.send(IsolatedResult(False, error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"))
+    finally:
+        conn.close()
+
+
+def run_isolated(job: Callable[..., Any], *args: Any, limits: Limits | None = None) -> IsolatedResult:
+    """Run ``job(*args)`` in a forked child with memory and wall-clock limits.
+
+    The child's result must pickle. A child that is killed, runs out of time or of memory is
+    reported as an error; the parent process is never affected.
+    """
+    limits = limits or Limits()
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, job, args, limits.memory_mb), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if parent.poll(limits.wall_seconds):
+            try:
+                return parent.recv()
+            except EOFError:
+                pass
+        else:
+            proc.kill()
+            proc.join(5)
+            return IsolatedResult(False, error=f"wall-clock limit of {limits.wall_seconds:g} s exceeded; process killed")
+        proc.join(5)
+        code = proc.exitcode
+        return IsolatedResult(False, error=f"isolated process died (exit code {code})")
+    finally:
+        parent.close()
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
