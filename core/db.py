@@ -200,9 +200,12 @@ class DomainDB:
         sql = ti.cache.get(shape)
         if sql is None:
             st = ti.satable
-            q = sa.update(st).where(st.c[ti.pk] == sa.bindparam("k")).values(
-                {c: sa.bindparam("v_" + c) for c in vals})
-            sql = ti.cache[shape] = str(q.compile(dialect=DIALECT))
+            # SET clauses in the dict's order, so parameters bind positionally in that order
+            q = sa.update(st).where(st.c[ti.pk] == sa.bindparam("k")).ordered_values(
+                *[(st.c[c], sa.bindparam("v_" + c)) for c in vals])
+            compiled = q.compile(dialect=DIALECT)
+            assert compiled.positiontup == [*("v_" + c for c in vals), "k"]
+            sql = ti.cache[shape] = str(compiled)
         self.conn.execute(sql, [*vals.values(), key])
         self._touch(table, key)
 

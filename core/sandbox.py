@@ -247,46 +247,83 @@ def _vsize() -> int:
 
 
 def _child(conn: Any, job: Callable[..., Any], args: tuple, memory_mb: int) -> None:
+    def report(msg: Any) -> None:
+        conn.send(("progress", msg))
+
     try:
         limit = _vsize() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        value = job(*args)
-        conn.send(IsolatedResult(True, value))
+        value = job(report, *args)
+        conn.send(("done", IsolatedResult(True, value)))
     except MemoryError:
-        conn.send(IsolatedResult(False, error=f"memory limit exceeded ({memory_mb} MiB)"))
+        conn.send(("done", IsolatedResult(False, error=f"memory limit exceeded ({memory_mb} MiB)")))
     except BaseException as e:  # report anything, the parent decides
-        conn.send(IsolatedResult(False, error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"))
+        tb = traceback.format_exc(limit=-3)
+        conn.send(("done", IsolatedResult(False, error=f"{type(e).__name__}: {e}\n{tb}")))
     finally:
         conn.close()
 
 
-def run_isolated(job: Callable[..., Any], *args: Any, limits: Limits | None = None) -> IsolatedResult:
-    """Run ``job(*args)`` in a forked child with memory and wall-clock limits.
+def run_isolated_many(jobs: list[tuple[Any, Callable[..., Any], tuple]], *, workers: int = 2,
+                      limits: Limits | None = None,
+                      on_progress: Callable[[Any, Any], None] | None = None) -> dict[Any, IsolatedResult]:
+    """Run each ``job(report, *args)`` in its own forked child, ``workers`` at a time.
 
-    The child's result must pickle. A child that is killed, runs out of time or of memory is
-    reported as an error; the parent process is never affected.
+    Each child gets an address-space limit and a wall-clock limit; ``report(msg)`` inside the
+    job reaches ``on_progress(key, msg)`` here. A child that dies, overruns or runs out of
+    memory yields a failed :class:`IsolatedResult` for its key; the others go on.
     """
+    from multiprocessing.connection import wait
+
     limits = limits or Limits()
     ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, job, args, limits.memory_mb), daemon=True)
-    proc.start()
-    child.close()
-    try:
-        if parent.poll(limits.wall_seconds):
-            try:
-                return parent.recv()
-            except EOFError:
-                pass
-        else:
-            proc.kill()
-            proc.join(5)
-            return IsolatedResult(False, error=f"wall-clock limit of {limits.wall_seconds:g} s exceeded; process killed")
+    pending = list(jobs)
+    running: dict[Any, tuple[Any, Any, float]] = {}  # conn -> (key, proc, started)
+    results: dict[Any, IsolatedResult] = {}
+
+    def start() -> None:
+        key, job, args = pending.pop(0)
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(child, job, args, limits.memory_mb), daemon=True)
+        proc.start()
+        child.close()
+        running[parent] = (key, proc, time.monotonic())
+
+    def finish(conn: Any, res: IsolatedResult) -> None:
+        key, proc, _ = running.pop(conn)
+        conn.close()
         proc.join(5)
-        code = proc.exitcode
-        return IsolatedResult(False, error=f"isolated process died (exit code {code})")
-    finally:
-        parent.close()
         if proc.is_alive():
             proc.kill()
             proc.join(5)
+        results[key] = res
+
+    while pending or running:
+        while pending and len(running) < max(1, workers):
+            start()
+        now = time.monotonic()
+        for conn, (_key, proc, started) in list(running.items()):
+            if now - started > limits.wall_seconds:
+                proc.kill()
+                finish(conn, IsolatedResult(False, error=f"wall-clock limit of {limits.wall_seconds:g} s exceeded; "
+                                                         "process killed"))
+        for conn in wait(list(running), timeout=0.5):
+            key = running[conn][0]
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                proc = running[conn][1]
+                proc.join(5)
+                finish(conn, IsolatedResult(False, error=f"isolated process died (exit code {proc.exitcode})"))
+                continue
+            if kind == "progress":
+                if on_progress:
+                    on_progress(key, payload)
+            else:
+                finish(conn, payload)
+    return results
+
+
+def run_isolated(job: Callable[..., Any], *args: Any, limits: Limits | None = None) -> IsolatedResult:
+    """Run ``job(*args)`` in a forked child with memory and wall-clock limits."""
+    return run_isolated_many([(0, lambda report, *a: job(*a), args)], workers=1, limits=limits)[0]

@@ -1,0 +1,157 @@
+"""Calling a tool: argument validation against its JSON schema, one transaction, errors as data.
+
+:func:`invoke` is the single path by which tool code runs — in procedural tests, in the
+environment's ``step`` and in the studio — so every caller gets the same guarantees: bad
+arguments are refused before the tool runs (naming the argument), a tool that raises rolls its
+transaction back, and nothing but a :class:`Outcome` comes out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from core.context import InvalidArgument, ToolContext, ToolDB, ToolError
+from core.db import DomainDB, IntegrityError
+from core.sandbox import SandboxTimeout, deadline
+
+_TYPES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false"}
+
+
+class ArgValidator:
+    """A validator compiled from the JSON schema subset tool parameters use.
+
+    Supported keywords: type, enum, minimum, maximum, format (date, date-time), maxLength,
+    required, additionalProperties: false. Unknown keywords are refused at construction, so
+    a schema is never silently half-checked.
+    """
+
+    KNOWN = {"type", "enum", "minimum", "maximum", "format", "maxLength", "description"}
+
+    def __init__(self, schema: dict[str, Any]):
+        self.props: dict[str, dict] = {k: dict(v) for k, v in (schema.get("properties") or {}).items()}
+        self.required = list(schema.get("required") or [])
+        self.closed = schema.get("additionalProperties", True) is False
+        self.order = list(self.props)
+        for name, s in self.props.items():
+            extra = set(s) - self.KNOWN
+            if extra:
+                raise ValueError(f"parameter {name!r}: unsupported schema keyword(s) {', '.join(sorted(extra))}")
+            if "enum" in s:
+                s["_enum"] = frozenset(s["enum"])
+
+    def __call__(self, args: Any) -> dict[str, Any]:
+        if not isinstance(args, dict):
+            raise InvalidArgument(f"arguments must be an object, got {type(args).__name__}")
+        if self.closed:
+            for k in args:
+                if k not in self.props:
+                    raise InvalidArgument(f"unknown argument {k!r} (expected: {', '.join(self.order) or 'none'})",
+                                          argument=str(k))
+        out: dict[str, Any] = {}
+        for name in self.order:
+            s = self.props[name]
+            v = args.get(name)
+            if v is None:
+                if name in self.required:
+                    raise InvalidArgument(f"missing required argument {name!r}", argument=name)
+                out[name] = None
+                continue
+            out[name] = self.check(name, s, v)
+        return out
+
+    @staticmethod
+    def check(name: str, s: dict, v: Any) -> Any:
+        t = s.get("type")
+        if t == "integer":
+            if isinstance(v, float) and not isinstance(v, bool) and v.is_integer():
+                v = int(v)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+        elif t == "number":
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+        elif t == "string":
+            if not isinstance(v, str):
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+            if len(v) > s.get("maxLength", 10_000):
+                raise InvalidArgument(f"argument {name!r} is longer than {s['maxLength']} characters", argument=name)
+        elif t == "boolean":
+            if not isinstance(v, bool):
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+        enum = s.get("_enum")
+        if enum is not None and v not in enum:
+            raise InvalidArgument(f"argument {name!r} must be one of {', '.join(map(str, s['enum']))}; got {v!r}",
+                                  argument=name)
+        lo, hi = s.get("minimum"), s.get("maximum")
+        if lo is not None and v < lo:
+            raise InvalidArgument(f"argument {name!r} must be at least {lo}, got {v!r}", argument=name)
+        if hi is not None and v > hi:
+            raise InvalidArgument(f"argument {name!r} must be at most {hi}, got {v!r}", argument=name)
+        fmt = s.get("format")
+        if fmt == "date":
+            try:
+                date.fromisoformat(v)
+                if len(v) != 10:
+                    raise ValueError
+            except ValueError:
+                raise InvalidArgument(f"argument {name!r} must be a date YYYY-MM-DD, got {v!r}", argument=name) from None
+        elif fmt == "date-time":
+            try:
+                datetime.fromisoformat(v)
+            except ValueError:
+                raise InvalidArgument(f"argument {name!r} must be an ISO date-time, got {v!r}", argument=name) from None
+        return v
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "result": self.result} if self.ok else {"ok": False, "error": self.error}
+
+    @property
+    def kind(self) -> str:
+        return "ok" if self.ok else self.error.get("kind", "error")
+
+
+def invoke(fn: Callable[..., Any], validate: ArgValidator, db: DomainDB, ctx: ToolContext, args: Any,
+           seconds: float = 2.0, tooldb: ToolDB | None = None) -> Outcome:
+    """Validate ``args``, run ``fn`` in a savepoint, and return an :class:`Outcome`."""
+    try:
+        clean = validate(args)
+    except InvalidArgument as e:
+        return Outcome(False, error=e.to_dict())
+    conn = db.conn
+    conn.execute("SAVEPOINT tool")
+    try:
+        with deadline(seconds):
+            result = fn(tooldb or ToolDB(db), ctx, **clean)
+    except ToolError as e:
+        conn.execute("ROLLBACK TO tool")
+        conn.execute("RELEASE tool")
+        return Outcome(False, error=e.to_dict())
+    except SandboxTimeout as e:
+        conn.execute("ROLLBACK TO tool")
+        conn.execute("RELEASE tool")
+        return Outcome(False, error={"kind": "timeout", "message": str(e)})
+    except IntegrityError as e:
+        conn.execute("ROLLBACK TO tool")
+        conn.execute("RELEASE tool")
+        return Outcome(False, error={"kind": "internal", "message": f"the tool wrote invalid data: {e}"})
+    except MemoryError:
+        conn.execute("ROLLBACK TO tool")
+        conn.execute("RELEASE tool")
+        return Outcome(False, error={"kind": "memory", "message": "the tool ran out of memory (memory limit exceeded)"})
+    except Exception as e:  # tool code is untrusted: any crash becomes a structured error
+        conn.execute("ROLLBACK TO tool")
+        conn.execute("RELEASE tool")
+        return Outcome(False, error={"kind": "internal", "message": f"the tool failed: {type(e).__name__}: {e}"})
+    conn.execute("RELEASE tool")
+    return Outcome(True, result=result)
