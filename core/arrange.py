@@ -69,8 +69,12 @@ class Arranger:
             if col.type == "id" or col.type == "ref":
                 return self.pick_key(tname if col.type == "id" else col.table)
             if col.unique:
-                taken = set(self.db.keys(tname)) | {r[cname] for r in self.db.select(tname)}
-                return self.factory.unique_value(t, col, {}, self._keys(), taken)
+                if p.name in self._fresh:  # the operation requires the value to be new
+                    taken = {r[cname] for r in self.db.select(tname)}
+                    return self.factory.unique_value(t, col, {}, self._keys(), taken)
+                values = [r[cname] for r in self.db.select(tname) if r[cname] is not None]
+                if values:
+                    return rng.choice(values)
             v = self.factory.value(t, col, {}, self._keys())
             if v is None and col.type not in ("ref",):
                 v = self.factory.value(t, col.model_copy(update={"nullable": False}), {}, self._keys())
@@ -414,10 +418,55 @@ class Arranger:
         self.db.update(t.name, key, {f.column: value})
         return True
 
+    def add_near_misses(self, op: Operation, args: dict, violate: int | None = None) -> int:
+        """Add rows that match every filter of a count/sum/list but one, keeping the requirements.
+
+        Such rows make a dropped filter visible: an implementation that forgets
+        ``status='active'`` counts them and gets a different answer."""
+        aggs: list[tuple[str, tuple]] = [(n.table, n.filters) for e, _ in op.requires for n in X.walk(e)
+                                         if isinstance(n, X.Agg)]
+        aggs += [(n.table, n.filters) for n in X.walk(op.returns) if isinstance(n, X.Agg)]
+        if isinstance(op.returns, X.RetList):
+            aggs.append((op.returns.table, op.returns.filters))
+        reqs = [e for e, _ in op.requires]
+        added = 0
+        for table_name, flt in aggs:
+            if len(flt) < 2:
+                continue
+            try:
+                values = {c: Evaluator(self.db, self.ctx, args).eval(v) for c, v in flt}
+            except (NotFound, TypeError, KeyError):
+                continue
+            table = self.schema.table(table_name)
+            for c in values:
+                other = [v for v in self._column_domain(table.column(c)) if v != values[c]]
+                if not other:
+                    continue
+                snap = self.db.snapshot()
+                row = self.factory.make_row(table, self._keys(), self.db.select(table_name),
+                                            overrides={**values, c: self.rng.choice(other)})
+                self.db.insert(table_name, row)
+                if self._ok(op, reqs, args, violate, []):
+                    added += 1
+                else:
+                    self.db.restore(snap)
+        return added
+
+    def _column_domain(self, col: Column) -> list[Any]:
+        if col.type == "enum":
+            return list(col.values)
+        if col.type == "ref":
+            return self.db.keys(col.table)[:50]
+        if col.type == "bool":
+            return [True, False]
+        return []
+
     # the operation being arranged (parameters and key parameters)
     def bind(self, op: Operation) -> Arranger:
         self._params = op.spec.params
         self._op_keys = {lk.key.name for lk in op_lookups(op) if isinstance(lk.key, X.Param)}
+        self._fresh = {v.name for e, _ in op.requires for n in X.walk(e) if isinstance(n, X.Agg)
+                       for _, v in n.filters if isinstance(v, X.Param)}
         return self
 
 

@@ -166,8 +166,7 @@ class Compiler:
     def _returns(self) -> list[str]:
         r = self.op.returns
         if isinstance(r, X.RetInserted):
-            t = self.schema.table([e.table for e in self.op.effects if isinstance(e, X.Insert)][-1])
-            return [f'return db.get("{t.name}", inserted["{t.primary_key}"])']
+            return ["return inserted"]
         if isinstance(r, X.RetRow):
             if self.op.effects:
                 return [f'return db.get("{r.row.table}", {self.e(r.row.key)})']

@@ -72,14 +72,21 @@ class CaseBuilder:
         self.op, self.base, self.db, self.factory, self.ctx = op, base, db, factory, ctx
         self.rng = random.Random(derive_seed(seed, db.schema.name, op.name, "cases"))
 
-    def _arranged(self, violate: int | None = None, boundary: bool = False) -> tuple[dict, bytes] | None:
+    def _arranged(self, violate: int | None = None, boundary: bool = False,
+                  near_misses: bool = False) -> tuple[dict, bytes] | None:
+        """A state and arguments for a case; checked against the specification before use."""
+        want = "ok" if violate is None else "precondition"
         self.db.restore(self.base)
         arr = Arranger(self.db, self.factory, self.ctx, self.rng).bind(self.op)
         for _ in range(4):
             args = arr.choose_args(self.op)
             got = arr.arrange(self.op, args, violate=violate, boundary=boundary)
             if got is not None:
-                return got, self.db.snapshot()
+                if near_misses:
+                    arr.add_near_misses(self.op, got, violate)
+                state = self.db.snapshot()
+                if expected_outcome(self.op, self.db, self.ctx, got).kind == want:
+                    return got, state
             self.db.restore(self.base)
         return None
 
@@ -87,7 +94,7 @@ class CaseBuilder:
         op, out, notes = self.op, [], []
         happy = []
         for i in range(2):
-            got = self._arranged()
+            got = self._arranged(near_misses=True)
             if got:
                 happy.append(got)
                 out.append(PreparedCase(TestCase(name=f"happy path {i + 1}", kind="happy", args=got[0],
@@ -101,7 +108,7 @@ class CaseBuilder:
                 out.append(PreparedCase(TestCase(name="boundary values", kind="boundary", args=got[0], expect="ok"),
                                         got[1]))
         for i, (_, req) in enumerate(op.requires):
-            got = self._arranged(violate=i)
+            got = self._arranged(violate=i, near_misses=True)
             if got:
                 out.append(PreparedCase(TestCase(name=f"violates: {req.check}", kind="precondition", args=got[0],
                                                  expect="precondition", detail=req.message), got[1]))
@@ -114,6 +121,19 @@ class CaseBuilder:
                 missing = f"{t.column(t.primary_key).prefix}-X404"
                 out.append(PreparedCase(TestCase(name=f"unknown {lk.key.name}", kind="not_found",
                                                  args={**args0, lk.key.name: missing}, expect="not_found"), state0))
+        for lk in interp.op_lookups(op):
+            if isinstance(lk.key, X.Field):  # a row reached through a reference that is gone
+                self.db.restore(state0)
+                try:
+                    key = interp.Evaluator(self.db, self.ctx, args0).eval(lk.key)
+                except ToolError:
+                    continue
+                if key is None or self.db.get(lk.table, key) is None:
+                    continue
+                self.db.delete(lk.table, key)
+                if expected_outcome(op, self.db, self.ctx, args0).kind == "not_found":
+                    out.append(PreparedCase(TestCase(name=f"missing {X.render(lk)}", kind="not_found", args=args0,
+                                                     expect="not_found"), self.db.snapshot()))
         if isinstance(op.returns, X.RetOne):
             c, v = op.returns.filters[0]
             if isinstance(v, X.Param):
@@ -184,6 +204,10 @@ def run_case(pc: PreparedCase, op: Operation, fn: Callable[..., Any], db: Domain
     else:
         if got_hash != before:
             return fail("the state changed although the call failed")
+        seen = got.error.get("observed")
+        if seen and canonical(seen) != canonical(expected.error.get("observed", {})):
+            return fail(f"the error reports wrong values: expected {canonical(expected.error.get('observed'))[:200]}, "
+                        f"got {canonical(seen)[:200]}")
         if case.expect == "invalid_argument" and case.detail and got.error.get("argument") != case.detail:
             return fail(f"the error does not name the argument {case.detail!r}")
     if case.kind == "determinism":
