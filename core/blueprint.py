@@ -150,6 +150,9 @@ def _column(name: str, raw: Any, ctx: _Ctx, path: tuple) -> Column:
         raise ctx.error(path, "an id column needs a prefix, e.g. 'id RDR'")
     if col.type == "ref" and not col.table:
         raise ctx.error(path, "a ref column names its table, e.g. 'ref riders'")
+    if col.type == "code" and not col.pattern:
+        raise ctx.error(path, "a code column needs a pattern, e.g. 'code RX-#### unique' "
+                              "(quote the value when the pattern starts with '#': YAML reads '#' as a comment)")
     if col.type == "enum" and len(col.values) < 2:
         raise ctx.error(path, "an enum column lists at least two values, e.g. 'enum open|closed'")
     if col.type in ("int", "money", "float") and (col.min is None or col.max is None):

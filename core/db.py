@@ -5,8 +5,8 @@ The schema and every statement are built with SQLAlchemy Core (``Table`` objects
 directly, because a tool step must cost tens of microseconds, not milliseconds.
 
 Tools receive a :class:`DomainDB` and can only reach the tables of their domain through it.
-It keeps the set of rows touched since the last :meth:`DomainDB.mark` so rewards compare only
-what changed, and it snapshots/restores the whole state with SQLite's serialize/deserialize.
+It keeps the pre-image of every row written since the last :meth:`DomainDB.mark` (an undo
+log: ``None`` for a row that did not exist), so rewards compare only what changed, and it snapshots/restores the whole state with SQLite's serialize/deserialize.
 """
 
 from __future__ import annotations
@@ -61,6 +61,18 @@ class _TableInfo:
         self.cache: dict[tuple, str] = {}
 
 
+_LAYOUTS: dict[int, tuple[DomainSchema, sa.MetaData, dict[str, _TableInfo]]] = {}
+
+
+def _layout(schema: DomainSchema) -> tuple[sa.MetaData, dict[str, _TableInfo]]:
+    """Tables and compiled statements, built once per schema object and shared by its databases."""
+    hit = _LAYOUTS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        md = sa_metadata(schema)
+        hit = _LAYOUTS[id(schema)] = (schema, md, {t.name: _TableInfo(t, md.tables[t.name]) for t in schema.tables})
+    return hit[1], hit[2]
+
+
 class DomainDB:
     """One domain's state. Cheap to create; one SQLite in-memory connection."""
 
@@ -68,9 +80,8 @@ class DomainDB:
         self.schema = schema
         self.conn = conn or sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA cache_size=-256")
-        md = sa_metadata(schema)
-        self.tables = {t.name: _TableInfo(t, md.tables[t.name]) for t in schema.tables}
-        self.touched: dict[str, set] = {}
+        md, self.tables = _layout(schema)
+        self.before: dict[str, dict[Any, dict | None]] = {}
         if create and conn is None:
             for st in md.sorted_tables:
                 self.conn.execute(str(CreateTable(st).compile(dialect=DIALECT)))
@@ -132,12 +143,16 @@ class DomainDB:
             out[c] = v
         return out
 
-    def _touch(self, table: str, key: Any) -> None:
-        s = self.touched.get(table)
-        if s is None:
-            self.touched[table] = {key}
-        else:
-            s.add(key)
+    def _touch(self, table: str, key: Any, existed: bool = True) -> None:
+        pre = self.before.get(table)
+        if pre is None:
+            pre = self.before[table] = {}
+        if key not in pre:
+            pre[key] = self.get(table, key) if existed else None
+
+    @property
+    def touched(self) -> dict[str, set]:
+        return {t: set(rows) for t, rows in self.before.items()}
 
     # ---------------------------------------------------------------- reads (what tools call)
 
@@ -183,7 +198,9 @@ class DomainDB:
             self.conn.execute(ti.insert_sql, [row[c] for c in ti.cols])
         except sqlite3.IntegrityError as e:
             raise IntegrityError(f"{table}: {e}") from None
-        self._touch(table, row[ti.pk])
+        pre = self.before.get(table)
+        if pre is None or row[ti.pk] not in pre:
+            self._touch(table, row[ti.pk], existed=False)
         return row
 
     def update(self, table: str, key: Any, values: dict[str, Any]) -> None:
@@ -206,8 +223,8 @@ class DomainDB:
             compiled = q.compile(dialect=DIALECT)
             assert compiled.positiontup == [*("v_" + c for c in vals), "k"]
             sql = ti.cache[shape] = str(compiled)
-        self.conn.execute(sql, [*vals.values(), key])
         self._touch(table, key)
+        self.conn.execute(sql, [*vals.values(), key])
 
     def update_where(self, table: str, filters: dict[str, Any], values: dict[str, Any]) -> int:
         keys = self.keys(table, **filters)
@@ -217,8 +234,8 @@ class DomainDB:
 
     def delete(self, table: str, key: Any) -> None:
         ti = self._t(table)
-        self.conn.execute(ti.delete_sql, (key,))
         self._touch(table, key)
+        self.conn.execute(ti.delete_sql, (key,))
 
     # ---------------------------------------------------------------- engine side
 
@@ -252,8 +269,8 @@ class DomainDB:
             self.conn.execute(f"UPDATE {COUNTERS} SET n = max(n, ?) WHERE tbl = ?", (n, ti.name))
 
     def mark(self) -> None:
-        """Forget which rows were touched (called at reset)."""
-        self.touched = {}
+        """Forget which rows were written (called at reset)."""
+        self.before = {}
 
     def snapshot(self) -> bytes:
         return self.conn.serialize()
@@ -262,7 +279,7 @@ class DomainDB:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
         self.conn.deserialize(data)
-        self.touched = {}
+        self.before = {}
 
     def copy(self) -> DomainDB:
         other = DomainDB(self.schema, create=False)

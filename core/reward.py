@@ -1,0 +1,228 @@
+"""Rule-based rewards: the final database against the ground truth, and the values told to the user.
+
+Only rows written by the agent or by the ground-truth chain can differ from the initial state,
+so only those are compared. Each column has a policy:
+
+* **exempt** — generated ids (primary keys of inserted rows) and timestamps (``datetime`` columns);
+* **exact** — numbers (money to the cent), enums, references, dates, booleans;
+* **normalized** — free text (case, spacing and punctuation ignored).
+
+Inserted rows are matched to the expected ones as a multiset, with references to inserted rows
+followed through the matching, so creating rows in another order still scores. The reward is 1
+when every table matches and every required value appears in the agent's messages, else 0, and
+the reasons are kept per table, row and column.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from pydantic import Field
+
+from core.models import Column, DomainSchema, Model
+from core.seed import table_order
+
+TEXT_TYPES = {"name", "first_name", "last_name", "text", "word", "company", "address", "city", "string", "email",
+              "phone", "code"}
+
+
+class RequiredValue(Model):
+    value: Any
+    label: str  # what it is, e.g. "rentals.cost"
+    why: str = ""
+
+
+class Reward(Model):
+    reward: float
+    state_ok: bool
+    communicated_ok: bool
+    reasons: list[str] = Field(default_factory=list)
+    mismatches: list[dict[str, Any]] = Field(default_factory=list)  # {table, row, column, expected, actual}
+    missing_values: list[RequiredValue] = Field(default_factory=list)
+
+
+def norm_text(v: Any) -> str:
+    s = unicodedata.normalize("NFKC", str(v)).casefold()
+    s = re.sub(r"[^\w\s@.-]", " ", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def _policy(col: Column, is_pk_of_insert: bool) -> str:
+    if is_pk_of_insert or col.type == "datetime":
+        return "exempt"
+    if col.type in TEXT_TYPES:
+        return "normalized"
+    return "exact"
+
+
+def values_equal(col: Column, expected: Any, actual: Any) -> bool:
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    if col.type in ("money", "float"):
+        try:
+            return abs(float(expected) - float(actual)) < 0.005
+        except (TypeError, ValueError):
+            return False
+    if col.type in TEXT_TYPES:
+        return norm_text(expected) == norm_text(actual)
+    return expected == actual
+
+
+class Expected(Model):
+    """The ground truth's changes to the initial state, per table."""
+
+    inserted: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    updated: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)  # table -> key -> full row after
+    deleted: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+def expected_from(before: dict[str, dict[Any, dict | None]], current: Any) -> Expected:
+    """Build :class:`Expected` from a DomainDB's undo log after the ground truth ran on it."""
+    exp = Expected()
+    for table, pre in before.items():
+        for key, old in pre.items():
+            now = current.get(table, key)
+            if old is None and now is not None:
+                exp.inserted.setdefault(table, []).append(now)
+            elif old is not None and now is None:
+                exp.deleted.setdefault(table, []).append(key)
+            elif old is not None and now is not None and now != old:
+                exp.updated.setdefault(table, {})[str(key)] = now
+    return exp
+
+
+_ORDERS: dict[int, tuple[DomainSchema, list]] = {}
+
+
+def _order(schema: DomainSchema) -> list:
+    hit = _ORDERS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = _ORDERS[id(schema)] = (schema, table_order(schema))
+    return hit[1]
+
+
+def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[list[str], list[dict]]:
+    """Compare the rows the agent or the ground truth wrote. Returns (reasons, mismatches)."""
+    reasons: list[str] = []
+    mism: list[dict] = []
+    idmap: dict[Any, Any] = {}  # expected new id -> actual new id
+    before = db.before
+
+    def ref_equal(col: Column, exp: Any, act: Any) -> bool:
+        if col.type == "ref" and exp in idmap:
+            return idmap[exp] == act
+        return values_equal(col, exp, act)
+
+    # inserted rows, tables in reference order so inserted references resolve
+    for t in _order(schema):
+        pk = t.primary_key
+        pre = before.get(t.name, {})
+        gold = expected.inserted.get(t.name, [])
+        if not gold and not pre:
+            continue
+        actual_new = []
+        for key, old in pre.items():
+            if old is None:
+                row = db.get(t.name, key)
+                if row is not None:
+                    actual_new.append(row)
+        cols = [c for c in t.columns if _policy(c, c.name == pk) != "exempt"]
+        unmatched = list(actual_new)
+        for g in gold:
+            hit = None
+            for a in unmatched:
+                if all(ref_equal(c, g[c.name], a[c.name]) for c in cols):
+                    hit = a
+                    break
+            if hit is None:
+                best = min(unmatched, default=None,
+                           key=lambda a: sum(not ref_equal(c, g[c.name], a[c.name]) for c in cols))
+                diffs = [] if best is None else [
+                    {"table": t.name, "row": f"new row like {g[pk]}", "column": c.name, "expected": g[c.name],
+                     "actual": best[c.name]} for c in cols if not ref_equal(c, g[c.name], best[c.name])]
+                reasons.append(f"{t.name}: an expected new row is missing"
+                               + (f" (closest differs in {', '.join(d['column'] for d in diffs)})" if diffs else ""))
+                mism += diffs or [{"table": t.name, "row": "new row", "column": "*", "expected": g, "actual": None}]
+            else:
+                unmatched.remove(hit)
+                idmap[g[pk]] = hit[pk]
+        for a in unmatched:
+            reasons.append(f"{t.name}: unexpected new row {a[pk]}")
+            mism.append({"table": t.name, "row": a[pk], "column": "*", "expected": None, "actual": a})
+
+    # existing rows: written by the agent or by the ground truth
+    for t in schema.tables:
+        pk = t.primary_key
+        pre = before.get(t.name, {})
+        upd = expected.updated.get(t.name, {})
+        dele = set(map(str, expected.deleted.get(t.name, [])))
+        keys = {k for k, old in pre.items() if old is not None} | set(upd) | dele
+        for key in sorted(keys, key=str):
+            actual = db.get(t.name, key)
+            if str(key) in dele:
+                if actual is not None:
+                    reasons.append(f"{t.name}[{key}]: should have been deleted")
+                    mism.append({"table": t.name, "row": key, "column": "*", "expected": None, "actual": "row"})
+                continue
+            exp = upd.get(str(key))
+            if exp is None:
+                exp = pre.get(key)
+            if exp is None:
+                continue
+            if actual is None:
+                reasons.append(f"{t.name}[{key}]: row was deleted")
+                mism.append({"table": t.name, "row": key, "column": "*", "expected": "row", "actual": None})
+                continue
+            for c in t.columns:
+                if _policy(c, False) == "exempt" or c.name == pk:
+                    continue
+                if not ref_equal(c, exp[c.name], actual[c.name]):
+                    reasons.append(f"{t.name}[{key}].{c.name}: expected {exp[c.name]!r}, got {actual[c.name]!r}")
+                    mism.append({"table": t.name, "row": key, "column": c.name, "expected": exp[c.name],
+                                 "actual": actual[c.name]})
+    return reasons, mism
+
+
+def _number_forms(v: float) -> list[str]:
+    forms = {f"{v:.2f}", f"{v:,.2f}"}
+    if float(v).is_integer():
+        forms |= {str(int(v)), f"{int(v):,}"}
+    else:
+        forms.add(f"{v:g}")
+    return sorted(forms)
+
+
+def value_mentioned(value: Any, text: str) -> bool:
+    """Is ``value`` stated in ``text``? Numbers in any usual format, words case-insensitively."""
+    if isinstance(value, bool):
+        return norm_text("yes" if value else "no") in norm_text(text).split()
+    if isinstance(value, int | float):
+        for f in _number_forms(float(value)):
+            if re.search(rf"(?<![\d.]){re.escape(f)}(?![\d]|\.\d)", text):
+                return True
+        return False
+    v = norm_text(value)
+    if not v:
+        return True
+    t = norm_text(text)
+    if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", t):
+        return True
+    spaced = v.replace("_", " ")
+    return spaced != v and re.search(rf"(?<!\w){re.escape(spaced)}(?!\w)", t) is not None
+
+
+def agent_text(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "assistant")
+
+
+def evaluate(schema: DomainSchema, db: Any, expected: Expected, required: list[RequiredValue],
+             messages: list[dict[str, Any]]) -> Reward:
+    reasons, mism = compare_state(schema, db, expected)
+    text = agent_text(messages)
+    missing = [r for r in required if not value_mentioned(r.value, text)]
+    reasons += [f"the agent did not tell the user {r.label} = {r.value!r}" for r in missing]
+    ok_state, ok_comm = not mism, not missing
+    return Reward(reward=1.0 if ok_state and ok_comm else 0.0, state_ok=ok_state, communicated_ok=ok_comm,
+                  reasons=reasons, mismatches=mism, missing_values=missing)

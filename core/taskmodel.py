@@ -1,0 +1,78 @@
+"""The task format (see docs/tasks.md): what a verified task is, as stored and exported."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from core.models import Model, Provenance
+from core.reward import Expected, RequiredValue
+
+
+class ChainStep(Model):
+    tool: str
+    args: dict[str, Any]
+    role: Literal["lookup", "goal"]
+    expect: Literal["ok", "precondition"] = "ok"
+    sources: dict[str, str] = Field(default_factory=dict)  # param -> "user" | "step N" | "lookup N"
+
+
+class StateDelta(Model):
+    """The task's initial state as a compact delta over the domain's seed state."""
+
+    upsert: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    delete: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.upsert.values())) + sum(map(len, self.delete.values()))
+
+
+class Identification(Model):
+    """A fact from the scenario that must pick out exactly one row (the ambiguity check)."""
+
+    table: str
+    filters: dict[str, Any]
+    target: Any  # the primary key it must pick
+
+
+class Scenario(Model):
+    persona: str
+    goal: str
+    known: dict[str, Any] = Field(default_factory=dict)
+    instruction: str  # the user's first message
+
+
+class GroundTruth(Model):
+    final_hash: str
+    expected: Expected
+    communicate: list[RequiredValue]
+    diff: dict[str, Any] = Field(default_factory=dict)
+    outcome: Literal["completed", "refused"] = "completed"
+
+
+class Review(Model):
+    status: Literal["pending", "approved", "rejected"] = "pending"
+    note: str = ""
+
+
+class Task(Model):
+    id: str
+    domain: str
+    chain: list[ChainStep]
+    initial: StateDelta
+    scenario: Scenario
+    ground_truth: GroundTruth
+    identifications: list[Identification] = Field(default_factory=list)
+    expansion: list[str] = Field(default_factory=list)  # "distractors", "extended", "refusal"
+    provenance: Provenance = Field(default_factory=Provenance)
+    review: Review = Field(default_factory=Review)
+
+    @property
+    def is_refusal(self) -> bool:
+        return self.ground_truth.outcome == "refused"
+
+    @property
+    def has_distractors(self) -> bool:
+        return "distractors" in self.expansion
