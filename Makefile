@@ -14,12 +14,21 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
+# Synthesize the sample domains, generate their tasks, check them with the oracle, print the summary.
 run: install
 	$(BIN)/scaleenv synth --all
+	$(BIN)/scaleenv tasks generate --all -n 100
+	$(BIN)/scaleenv eval --all --agent oracle
 
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+bench: install-test
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/mutation.py
+	$(BIN)/python bench/runtime.py
+	$(BIN)/python bench/soundness.py
 
 clean:
 	rm -rf $(VENV) scaleenv-workspace

@@ -18,7 +18,7 @@ from typing import Any
 from core import expr as X
 from core.blueprint import Operation
 from core.context import NotFound, ToolContext
-from core.db import DomainDB
+from core.db import DomainDB, IntegrityError
 from core.interp import Evaluator, op_lookups
 from core.models import Column, ParamSpec
 from core.seed import RowFactory
@@ -445,7 +445,11 @@ class Arranger:
                 snap = self.db.snapshot()
                 row = self.factory.make_row(table, self._keys(), self.db.select(table_name),
                                             overrides={**values, c: self.rng.choice(other)})
-                self.db.insert(table_name, row)
+                try:
+                    self.db.insert(table_name, row)
+                except IntegrityError:  # e.g. a filter value that is null in a required column
+                    self.db.restore(snap)
+                    continue
                 if self._ok(op, reqs, args, violate, []):
                     added += 1
                 else:

@@ -18,6 +18,7 @@ import yaml
 
 from core import expr as X
 from core.models import Column, DomainSchema, ParamSpec, Requirement, ReturnShape, Table, ToolSpec
+from core.sandbox import FORBIDDEN_NAMES
 
 
 class BlueprintError(ValueError):
@@ -355,6 +356,8 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
             raise ctx.error((*path, "params", pname), f"parameter name {pname!r} must be lower_snake_case")
         if pname in ("today", "now", "inserted", "db", "ctx", "row", "rows") or keyword.iskeyword(pname):
             raise ctx.error((*path, "params", pname), f"{pname!r} is a reserved name")
+        if pname in FORBIDDEN_NAMES or pname in ("NotFound", "PreconditionFailed"):
+            raise ctx.error((*path, "params", pname), f"{pname!r} cannot be a parameter name (tool code may not use it)")
         params[pname] = _param(pname, pdef, tables, ctx, (*path, "params", pname))
     scope = X.Scope(schema, params)
 

@@ -13,7 +13,7 @@ from core import expr as X
 from core.blueprint import Operation
 from core.interp import effect_lookups, op_lookups
 from core.models import DomainSchema
-from core.sandbox import SAFE_BUILTINS
+from core.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
 
 PY_CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -27,7 +27,7 @@ class _Names:
     def var(self, lk: X.Lookup) -> str:
         if lk not in self.vars:
             base = self.schema.table(lk.table).singular
-            if keyword.iskeyword(base) or base in SAFE_BUILTINS:
+            if keyword.iskeyword(base) or base in SAFE_BUILTINS or base in FORBIDDEN_NAMES:
                 base += "_row"
             name, n = base, 2
             while name in self.taken:

@@ -190,6 +190,10 @@ class DomainDB:
         vals = self._check(ti, values)
         if vals.get(ti.pk) is None:
             vals[ti.pk] = self.new_id(table)
+        else:  # an explicit id: keep the counter past it so generated ids never collide
+            tail = str(vals[ti.pk]).rsplit("-", 1)[-1]
+            if tail.isdigit():
+                self.conn.execute(f"UPDATE {COUNTERS} SET n = max(n, ?) WHERE tbl = ?", (int(tail), table))
         for c in ti.required:
             if vals.get(c) is None:
                 raise IntegrityError(f"{table}.{c} cannot be empty")

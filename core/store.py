@@ -17,8 +17,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.models import Domain, DomainSchema, DomainStats, GraphEdge, Implementation, Provenance, TestResult, \
-    ToolRecord, ToolSpec
+from core.models import (
+    Domain,
+    DomainSchema,
+    DomainStats,
+    GraphEdge,
+    Implementation,
+    Provenance,
+    TestResult,
+    ToolRecord,
+    ToolSpec,
+)
 
 DEFAULT_DIR = "scaleenv-workspace"
 md = sa.MetaData()

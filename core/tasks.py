@@ -1,0 +1,559 @@
+"""Phase 2 — verified tasks by graph expansion.
+
+For each attempt: pick goal operations along the Tool Dependency Graph (a seed chain, possibly
+extended to several goals); build an initial state from the seed data in which every goal's
+requirements hold (or, for a refusal, in which the last goal is forbidden); decide how the
+user refers to each record (by what they know, by an earlier step's output, or through a
+lookup the agent must make); add distractors; run the chain to record the ground truth; and
+re-verify: the oracle scores 1, doing nothing scores 0, and every fact in the scenario still
+identifies its record uniquely. A chain that cannot be made to run is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import expr as X
+from core.arrange import Arranger
+from core.blueprint import Operation, parse_blueprint
+from core.context import ToolContext
+from core.db import DomainDB, diff_states
+from core.env import DomainRuntime, Environment, delta_between
+from core.graph import to_networkx
+from core.interp import op_lookups
+from core.models import Domain, Provenance, Table
+from core.reward import RequiredValue, expected_from
+from core.seed import RowFactory, derive_seed
+from core.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
+
+__all__ = ["Task", "TaskGenerator", "GenStats", "generate_tasks"]
+
+
+class Drop(Exception):
+    """An attempt that could not be made into a verified task (counted, never patched)."""
+
+
+@dataclass
+class GenStats:
+    name: str
+    attempted: int = 0
+    verified: int = 0
+    dropped: int = 0
+    with_distractors: int = 0
+    refusals: int = 0
+    max_chain: int = 0
+    seconds: float = 0.0
+    drop_reasons: Counter = field(default_factory=Counter)
+    chain_lengths: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "attempted": self.attempted, "verified": self.verified, "dropped": self.dropped,
+                "with_distractors": self.with_distractors, "refusals": self.refusals, "max_chain": self.max_chain,
+                "seconds": round(self.seconds, 3), "chain_lengths": dict(sorted(self.chain_lengths.items())),
+                "drop_reasons": dict(self.drop_reasons.most_common(8))}
+
+
+@dataclass
+class Goal:
+    op: Operation
+    args: dict[str, Any]
+    fixed: dict[str, str]  # param -> output field of the previous goal
+    expect: str = "ok"
+
+
+@dataclass
+class Ref:
+    """How the user refers to one argument value."""
+
+    phrase: str
+    source: str  # "user" | "step" | "lookup"
+    lookups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ident: Identification | None = None
+    known: dict[str, Any] = field(default_factory=dict)
+
+
+def _trivial(v: Any) -> bool:
+    if v is None or isinstance(v, bool):
+        return True
+    if isinstance(v, int | float):
+        return abs(v) < 2
+    return len(str(v).strip()) < 2
+
+
+def _human(name: str) -> str:
+    return name.replace("_", " ")
+
+
+class TaskGenerator:
+    def __init__(self, domain: Domain, runtime: DomainRuntime | None = None, seed: int = 0, max_chain: int = 6,
+                 p_refusal: float = 0.2, p_distractors: float = 0.75):
+        self.domain = domain
+        self.schema = domain.domain
+        self.runtime = runtime or DomainRuntime(domain)
+        self.seed, self.max_chain = seed, max_chain
+        self.p_refusal, self.p_distractors = p_refusal, p_distractors
+        bp = parse_blueprint(domain.blueprint_text, domain.provenance.blueprint or domain.name)
+        self.ops = {op.name: op for op in bp.operations if op.name in self.runtime.tools}
+        self.goals = [op for op in self.ops.values() if not op.spec.derived]
+        self.graph = to_networkx(list(self.ops), domain.edges)
+        self.ctx = ToolContext(self.schema.clock)
+        self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
+        self.customer = self._customer_table()
+        self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _customer_table(self) -> Table | None:
+        for t in self.schema.tables:
+            if any(c.type == "email" and c.unique for c in t.columns) and any(c.type == "name" for c in t.columns):
+                return t
+        return None
+
+    def _tool(self, name: str) -> str | None:
+        return name if name in self.runtime.tools else None
+
+    def _db(self) -> DomainDB:
+        return DomainDB.from_snapshot(self.schema, self.runtime.seed_snapshot)
+
+    def _run_goals(self, db: DomainDB, goals: list[Goal]) -> list[Any]:
+        """Run the goals in order on ``db``; args of fixed params come from the previous output."""
+        outs: list[Any] = []
+        for i, g in enumerate(goals):
+            args = dict(g.args)
+            for p, f in g.fixed.items():
+                prev = outs[i - 1] if i else None
+                if not isinstance(prev, dict) or f not in prev:
+                    raise Drop("an earlier goal did not produce the value a later one needs")
+                args[p] = prev[f]
+            g.args = args
+            out = self.runtime.call(db, self.ctx, g.op.name, args)
+            if out.kind != g.expect:
+                raise Drop(f"goal {g.op.name} gave {out.kind}, expected {g.expect}")
+            outs.append(out.result if out.ok else out.error)
+        return outs
+
+    # ------------------------------------------------------------------ goals
+
+    def _pick_goals(self, rng: random.Random) -> list[Goal]:
+        first = rng.choice(self.goals)
+        goals = [Goal(first, {}, {})]
+        want = rng.choices([1, 2, 3], weights=[5, 4, 2])[0]
+        while len(goals) < want:
+            prev = goals[-1].op
+            succ = []
+            for nxt in sorted(self.graph.successors(prev.name)):
+                op = self.ops.get(nxt)
+                if op is None or op.spec.derived or any(g.op.name == nxt for g in goals):
+                    continue
+                label = {}
+                for e in self.graph[prev.name][nxt]["edges"]:
+                    if e.kind == "data":
+                        label = {p: f for f, p in e.label.items()}
+                succ.append((op, label))
+            if not succ:
+                break
+            op, label = rng.choice(succ)
+            # follow the data edge only for key parameters (ids), which the user could not know yet
+            keys = {lk.key.name for lk in op_lookups(op) if isinstance(lk.key, X.Param)}
+            fixed = {p: f for p, f in label.items() if p in keys and rng.random() < 0.8}
+            goals.append(Goal(op, {}, fixed))
+        return goals
+
+    def _refusable(self, op: Operation) -> list[int]:
+        out = []
+        for i, (e, _) in enumerate(op.requires):
+            if any(isinstance(n, X.Field) for n in X.walk(e)) and not any(isinstance(n, X.Agg) for n in X.walk(e)):
+                out.append(i)
+        return out
+
+    def _arrange(self, rng: random.Random, goals: list[Goal], refusal: bool) -> DomainDB:
+        """An initial state in which every goal runs (the last one forbidden for a refusal)."""
+        db = self._db()
+        for gi, g in enumerate(goals):
+            last = gi == len(goals) - 1
+            violate = None
+            if refusal and last:
+                cands = self._refusable(g.op)
+                if not cands:
+                    raise Drop("no requirement of the goal can be shown to the user")
+                violate = rng.choice(cands)
+                g.expect = "precondition"
+            sim = DomainDB.from_snapshot(self.schema, db.snapshot())
+            prev = self._run_goals(sim, goals[:gi]) if gi else []
+            arr = Arranger(sim, self.factory, self.ctx, rng).bind(g.op)
+            fixed_vals = {p: prev[-1][f] for p, f in g.fixed.items()} if gi else {}
+            sim.mark()
+            args = arr.choose_args(g.op, fixed_vals)
+            got = arr.arrange(g.op, args, violate=violate)
+            if got is None:
+                raise Drop("could not build a state for the goal")
+            if any(got.get(p) != v for p, v in fixed_vals.items()):
+                raise Drop("arranging changed a value taken from an earlier step")
+            g.args = got
+            self._port(sim, db)
+            sim.close()
+        return db
+
+    def _port(self, sim: DomainDB, db: DomainDB) -> None:
+        """Apply the arranger's changes (recorded in ``sim``'s undo log) to the initial state."""
+        for table, pre in sim.before.items():
+            pk = self.schema.table(table).primary_key
+            for key, old in pre.items():
+                now = sim.get(table, key)
+                base = db.get(table, key)
+                if old is not None and base is None:
+                    raise Drop("arranging changed a row an earlier goal created")
+                if now is None:
+                    if base is not None:
+                        db.delete(table, key)
+                elif base is None:
+                    db.insert(table, now)
+                else:
+                    changed = {c: v for c, v in now.items() if c != pk and (old is None or old.get(c) != v)}
+                    if changed:
+                        db.update(table, key, changed)
+
+    # ------------------------------------------------------------------ references
+
+    def _persona(self, db: DomainDB, goals: list[Goal], rng: random.Random) -> dict | None:
+        c = self.customer
+        if c is None:
+            return None
+        for g in goals:
+            for lk in op_lookups(g.op):
+                if isinstance(lk.key, X.Param) and lk.table == c.name and lk.key.name not in g.fixed:
+                    return db.get(c.name, g.args[lk.key.name])
+        for g in goals:
+            for lk in op_lookups(g.op):
+                if isinstance(lk.key, X.Param) and lk.key.name not in g.fixed:
+                    row = db.get(lk.table, g.args[lk.key.name])
+                    t = self.schema.table(lk.table)
+                    for col in t.columns:
+                        if row and col.type == "ref" and col.table == c.name and row[col.name]:
+                            return db.get(c.name, row[col.name])
+        return None
+
+    def _refer(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
+        t = self.schema.table(table)
+        c = self.customer
+        email_col = next((col.name for col in c.columns if col.type == "email" and col.unique), None) if c else None
+        if c is not None and table == c.name and persona and key == persona[c.primary_key]:
+            tool = self._tool(f"find_{c.singular}_by_{email_col}")
+            if tool:
+                email = persona[email_col]
+                return Ref("me", "lookup", [(tool, {email_col: email})],
+                           Identification(table=table, filters={email_col: email}, target=key), {email_col: email})
+        row = db.get(table, key)
+        if persona and c is not None and row is not None:
+            for col in t.columns:
+                if col.type == "ref" and col.table == c.name and row[col.name] == persona[c.primary_key]:
+                    by = col.name[:-3] if col.name.endswith("_id") else col.name
+                    tool = self._tool(f"list_{table}_by_{by}")
+                    sib = db.select(table, **{col.name: row[col.name]})
+                    for d in sorted(t.columns, key=lambda x: (x.type != "enum", x.name)):
+                        if d.name in (t.primary_key, col.name) or d.type in ("datetime", "ref", "text", "id"):
+                            continue
+                        val = row[d.name]
+                        if val is None or isinstance(val, bool) or sum(s[d.name] == val for s in sib) != 1:
+                            continue
+                        if tool and rng.random() < 0.85:
+                            pref = self._refer(db, c.name, persona[c.primary_key], persona, rng)
+                            return Ref(f"my {_human(t.singular)} whose {_human(d.name)} is {val}", "lookup",
+                                       [*pref.lookups, (tool, {col.name: row[col.name]})],
+                                       Identification(table=table, filters={col.name: row[col.name], d.name: val},
+                                                      target=key), {**pref.known, d.name: val})
+                        break
+        uniques = [col for col in t.columns if col.unique and col.type != "id" and row is not None
+                   and row[col.name] is not None]
+        if uniques and rng.random() < 0.6:
+            u = rng.choice(uniques)
+            tool = self._tool(f"find_{t.singular}_by_{u.name}")
+            if tool:
+                v = row[u.name]
+                return Ref(f"the {_human(t.singular)} with {_human(u.name)} {v}", "lookup", [(tool, {u.name: v})],
+                           Identification(table=table, filters={u.name: v}, target=key), {u.name: v})
+        return Ref(f"{_human(t.singular)} {key}", "user", [],
+                   Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key})
+
+    # ------------------------------------------------------------------ distractors
+
+    def _distract(self, db: DomainDB, goals: list[Goal], idents: list[Identification], persona: dict | None,
+                  rng: random.Random) -> list[str]:
+        added = []
+        keys = {t.name: db.keys(t.name) for t in self.schema.tables}
+        c = self.customer
+        if persona and c is not None:  # someone with the same name
+            name_col = next(col.name for col in c.columns if col.type == "name")
+            row = self.factory.make_row(c, keys, db.select(c.name), overrides={name_col: persona[name_col]})
+            db.insert(c.name, row)
+            added.append(f"{c.name}: another person named {persona[name_col]}")
+        for ident in idents:  # a record that fails one condition of how the user describes theirs
+            if len(ident.filters) < 2:
+                continue
+            t = self.schema.table(ident.table)
+            for col_name, val in ident.filters.items():
+                col = t.column(col_name)
+                if col.type == "enum":
+                    others = [v for v in col.values if v != val]
+                    row = self.factory.make_row(t, keys, db.select(t.name),
+                                                overrides={**ident.filters, col_name: rng.choice(others)})
+                    db.insert(t.name, row)
+                    added.append(f"{t.name}: a similar record with {col_name} {row[col_name]}")
+                    break
+        for g in goals:  # near-duplicates of the records the goals act on
+            for lk in op_lookups(g.op):
+                if not isinstance(lk.key, X.Param) or lk.table == (c.name if c else None):
+                    continue
+                t = self.schema.table(lk.table)
+                base = db.get(t.name, g.args.get(lk.key.name))
+                if base is None:
+                    continue
+                keep = {col.name: base[col.name] for col in t.columns
+                        if col.name != t.primary_key and not col.unique and col.type != "ref" and rng.random() < 0.6}
+                row = self.factory.make_row(t, keys, db.select(t.name), overrides=keep)
+                db.insert(t.name, row)
+                added.append(f"{t.name}: a near-duplicate of {base[t.primary_key]}")
+                break
+        return added
+
+    def _identified(self, db: DomainDB, idents: list[Identification]) -> bool:
+        for i in idents:
+            keys = db.keys(i.table, **i.filters)
+            if keys != [i.target]:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ one attempt
+
+    def attempt(self, index: int) -> Task:
+        rng = random.Random(derive_seed(self.seed, self.schema.name, "task", str(index)))
+        refusal = rng.random() < self.p_refusal
+        goals = self._pick_goals(rng)
+        db = self._arrange(rng, goals, refusal)
+        # check the whole chain runs from the initial state, and resolve step-fed arguments
+        sim = DomainDB.from_snapshot(self.schema, db.snapshot())
+        self._run_goals(sim, goals)
+        sim.close()
+
+        persona = self._persona(db, goals, rng)
+        refs: dict[tuple[int, str], Ref] = {}
+        for gi, g in enumerate(goals):
+            key_tables = {lk.key.name: lk.table for lk in op_lookups(g.op) if isinstance(lk.key, X.Param)}
+            for p in g.op.spec.params:
+                v = g.args.get(p.name)
+                if p.name in g.fixed:
+                    refs[(gi, p.name)] = Ref(f"the {_human(g.fixed[p.name])} from the previous step", "step")
+                elif p.name in key_tables:
+                    refs[(gi, p.name)] = self._refer(db, key_tables[p.name], v, persona, rng)
+                elif v is not None:
+                    refs[(gi, p.name)] = Ref(str(v), "user", known={p.name: v})
+        idents = [r.ident for r in refs.values() if r.ident is not None]
+        if not self._identified(db, idents):
+            raise Drop("the scenario's facts do not identify the records uniquely")
+
+        expansion = []
+        if len(goals) > 1:
+            expansion.append("extended")
+        if refusal:
+            expansion.append("refusal")
+        if rng.random() < self.p_distractors:
+            before = db.snapshot()
+            added = self._distract(db, goals, idents, persona, rng)
+            ok = bool(added)
+            if ok:
+                sim = DomainDB.from_snapshot(self.schema, db.snapshot())
+                try:
+                    self._run_goals(sim, goals)
+                    ok = self._identified(db, idents)
+                except Drop:
+                    ok = False
+                sim.close()
+            if ok:
+                expansion.append("distractors")
+            else:
+                db.restore(before)
+
+        # the chain: lookups the agent must make, then each goal
+        chain: list[ChainStep] = []
+        done: set[str] = set()
+        for gi, g in enumerate(goals):
+            for p in g.op.spec.params:
+                r = refs.get((gi, p.name))
+                for tool, args in r.lookups if r else []:
+                    sig = tool + json.dumps(args, sort_keys=True)
+                    if sig not in done:
+                        done.add(sig)
+                        chain.append(ChainStep(tool=tool, args=args, role="lookup"))
+            sources = {p: (refs[(gi, p)].source if (gi, p) in refs else "user") for p in g.args}
+            chain.append(ChainStep(tool=g.op.name, args={}, role="goal", expect=g.expect, sources=sources))
+        if len(chain) > self.max_chain:
+            raise Drop("chain longer than --max-chain")
+
+        delta = delta_between(self.schema, self.seed_rows, db.dump())
+        db.close()
+        task = Task(id=f"{self.schema.name}-{self.seed}-{index:05d}", domain=self.schema.name, chain=chain,
+                    initial=delta, scenario=Scenario(persona="", goal="", instruction=""),
+                    ground_truth=GroundTruth(final_hash="", expected={}, communicate=[]),
+                    identifications=idents, expansion=expansion,
+                    provenance=Provenance(backend="procedural", seed=self.seed,
+                                          blueprint_sha256=self.domain.provenance.blueprint_sha256,
+                                          parents=[self.schema.name]),
+                    review=Review())
+        return self._record(task, goals, refs, persona)
+
+    # ------------------------------------------------------------------ ground truth
+
+    def _record(self, task: Task, goals: list[Goal], refs: dict, persona: dict | None) -> Task:
+        env = Environment(self.runtime, task)
+        goal_i = 0
+        outs: list[Any] = []
+        communicate: list[RequiredValue] = []
+        for step in task.chain:
+            if step.role == "goal":
+                g = goals[goal_i]
+                args = dict(g.args)
+                for p, f in g.fixed.items():
+                    args[p] = outs[-1][f]
+                step.args = args
+                goal_i += 1
+            out = env.step({"name": step.tool, "arguments": step.args})
+            kind = "ok" if out["ok"] else out["error"]["kind"]
+            if kind != step.expect:
+                raise Drop(f"step {step.tool} gave {kind}, expected {step.expect}")
+            if step.role == "goal":
+                res = out["result"] if out["ok"] else out["error"]
+                outs.append(res)
+                communicate += self._values(goals[goal_i - 1].op, out)
+        seen, uniq = set(), []
+        for r in communicate:
+            k = json.dumps(r.value)
+            if k not in seen:
+                seen.add(k)
+                uniq.append(r)
+        if not uniq:
+            raise Drop("nothing the agent must tell the user")
+        refused = goals[-1].expect == "precondition"
+        expected = expected_from(env.db.before, env.db)
+        before = {t: [r for r in pre.values() if r is not None] for t, pre in env.db.before.items()}
+        after = {t: [r for k in pre if (r := env.db.get(t, k)) is not None] for t, pre in env.db.before.items()}
+        task.ground_truth = GroundTruth(final_hash=env.db.state_hash(), expected=expected, communicate=uniq,
+                                        diff=diff_states(before, after, self.schema),
+                                        outcome="refused" if refused else "completed")
+        task.scenario = self._scenario(goals, refs, persona, uniq, refused)
+        # verification: the oracle scores 1, doing nothing scores 0
+        env.reset(task)
+        for step in task.chain:
+            env.step({"name": step.tool, "arguments": step.args})
+        if env.evaluate(oracle_messages(task)).reward != 1.0:
+            raise Drop("the oracle does not score 1")
+        env.reset(task)
+        if env.evaluate([{"role": "user", "content": task.scenario.instruction}]).reward != 0.0:
+            raise Drop("doing nothing scores")
+        env.close()
+        return task
+
+    def _values(self, op: Operation, out: dict) -> list[RequiredValue]:
+        if not out["ok"]:
+            obs = out["error"].get("observed") or {}
+            return [RequiredValue(value=v, label=k, why="what blocks the request")
+                    for k, v in obs.items() if "(" not in k and not _trivial(v)][:1]
+        res = out["result"]
+        if not isinstance(res, dict):
+            return []
+        fields = [f for f in op.spec.report if f in res and not _trivial(res[f])]
+        if not fields:
+            pk = self.schema.table(op.spec.returns.table).primary_key if op.spec.returns.table else None
+            fields = [f for f in ([pk] if pk else []) + list(res) if f in res and not _trivial(res[f])][:1]
+        label = op.spec.returns.table or op.name
+        return [RequiredValue(value=res[f], label=f"{label}.{f}", why=f"result of {op.name}") for f in fields]
+
+    def _scenario(self, goals: list[Goal], refs: dict, persona: dict | None, values: list[RequiredValue],
+                  refused: bool) -> Scenario:
+        known: dict[str, Any] = {}
+        phrases = []
+        for gi, g in enumerate(goals):
+            text = g.op.spec.intent
+            extra = []
+            for p in g.op.spec.params:
+                r = refs.get((gi, p.name))
+                if r is None:
+                    continue
+                known.update(r.known)
+                slot = "{" + p.name + "}"
+                if slot not in text:
+                    extra.append(f"{_human(p.name)}: {r.phrase}")
+                    continue
+                if r.phrase.startswith(("the ", "my ", "me")):  # "bike {bike_id}" -> "the bike with serial X"
+                    text = re.sub(r"\b[a-z]+ " + re.escape(slot), slot, text, count=1)
+                text = text.replace(slot, r.phrase)
+            phrases.append(text + (f" ({'; '.join(extra)})" if extra else ""))
+        c = self.customer
+        who = ""
+        if persona and c is not None:
+            name_col = next(col.name for col in c.columns if col.type == "name")
+            email_col = next(col.name for col in c.columns if col.type == "email" and col.unique)
+            who = f"Hi, I'm {persona[name_col]} (email {persona[email_col]}). "
+            known.setdefault(email_col, persona[email_col])
+            persona_text = f"{persona[name_col]}, a {_human(c.singular)} with email {persona[email_col]}"
+        else:
+            persona_text = "a colleague at the front desk"
+        goal = phrases[0] if len(phrases) == 1 else "first " + phrases[0] + ", then " + ", then ".join(phrases[1:])
+        ask = "Please tell me the " + ", ".join(_human(v.label.split(".")[-1]) for v in values
+                                                 if v.why != "what blocks the request") if not refused else ""
+        tail = " If that is not possible, tell me exactly what is blocking it." if refused or len(goals) > 1 else ""
+        instruction = f"{who}I would like to {goal}.{tail} {ask + '.' if ask else ''}".strip()
+        for k, v in known.items():
+            if str(v) not in instruction:
+                raise Drop(f"the scenario does not state {k}")
+        return Scenario(persona=persona_text, goal=goal, known=known, instruction=instruction)
+
+    # ------------------------------------------------------------------ driver
+
+    def generate(self, n: int, max_attempts: int | None = None) -> tuple[list[Task], GenStats]:
+        stats = GenStats(self.schema.name)
+        t0 = time.perf_counter()
+        tasks: list[Task] = []
+        sigs: set[str] = set()
+        max_attempts = max_attempts or n * 8
+        index = 0
+        while len(tasks) < n and stats.attempted < max_attempts:
+            index += 1
+            stats.attempted += 1
+            try:
+                task = self.attempt(index)
+            except Drop as e:
+                stats.dropped += 1
+                stats.drop_reasons[str(e)] += 1
+                continue
+            sig = json.dumps([[s.tool, s.args] for s in task.chain], sort_keys=True, default=str)
+            if sig in sigs:
+                stats.dropped += 1
+                stats.drop_reasons["duplicate of an earlier task"] += 1
+                continue
+            sigs.add(sig)
+            tasks.append(task)
+            stats.verified += 1
+            stats.with_distractors += task.has_distractors
+            stats.refusals += task.is_refusal
+            stats.max_chain = max(stats.max_chain, len(task.chain))
+            stats.chain_lengths[len(task.chain)] += 1
+        stats.seconds = time.perf_counter() - t0
+        return tasks, stats
+
+
+def oracle_messages(task: Task) -> list[dict[str, Any]]:
+    """What the oracle says: the user's request, then every required value."""
+    parts = [f"{v.label.split('.')[-1].replace('_', ' ')}: {v.value}" for v in task.ground_truth.communicate]
+    head = "I could not do that." if task.is_refusal else "Done."
+    return [{"role": "user", "content": task.scenario.instruction},
+            {"role": "assistant", "content": f"{head} " + "; ".join(parts)}]
+
+
+def generate_tasks(domain: Domain, n: int = 100, max_chain: int = 6, seed: int = 0) -> tuple[list[Task], GenStats]:
+    return TaskGenerator(domain, seed=seed, max_chain=max_chain).generate(n)

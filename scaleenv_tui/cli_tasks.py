@@ -1,0 +1,172 @@
+"""``scaleenv tasks generate|export`` and ``scaleenv eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _err(msg: str) -> None:
+    print(f"scaleenv: error: {msg}", file=sys.stderr)
+
+
+def _domains(ws: Any, names: list[str], all_: bool) -> list[str]:
+    have = ws.domain_names()
+    if all_ or not names:
+        return have
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ValueError(f"no domain {', '.join(map(repr, missing))} in {ws.url} "
+                         f"(domains: {', '.join(have) or 'none; run scaleenv synth first'})")
+    return names
+
+
+def _gen_job(report: Any, domain_json: str, n: int, max_chain: int, seed: int) -> tuple[list[str], dict]:
+    from core.models import Domain
+    from core.tasks import TaskGenerator
+
+    tasks, stats = TaskGenerator(Domain.model_validate_json(domain_json), seed=seed, max_chain=max_chain).generate(n)
+    return [t.model_dump_json() for t in tasks], stats.to_dict()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.sandbox import Limits, run_isolated_many
+    from core.store import Workspace, WorkspaceError
+    from core.taskmodel import Task
+
+    try:
+        ws = Workspace(args.workspace)
+        names = _domains(ws, args.domains, args.all)
+    except (WorkspaceError, ValueError) as e:
+        _err(str(e))
+        return 2
+    if not names:
+        _err(f"no domains in {ws.url}; run: scaleenv synth --all")
+        return 2
+    if args.n < 1 or args.max_chain < 1:
+        _err("-n and --max-chain must be at least 1")
+        return 2
+    t0 = time.perf_counter()
+    jobs = [(n, _gen_job, (ws.load_domain(n).model_dump_json(), args.n, args.max_chain, args.seed)) for n in names]
+    if not args.json and sys.stderr.isatty():
+        print(f"generating up to {args.n} tasks for {len(names)} domain(s)…", file=sys.stderr)
+    res = run_isolated_many(jobs, workers=args.workers, limits=Limits(memory_mb=4096, wall_seconds=1800))
+    out, failed = [], 0
+    for name in names:
+        r = res[name]
+        if not r.ok:
+            _err(f"{name}: task generation failed: {r.error.strip()}")
+            failed += 1
+            continue
+        tasks_json, stats = r.value
+        ws.replace_tasks(name, [Task.model_validate_json(t) for t in tasks_json])
+        out.append(stats)
+        if not args.json:
+            print(f"{name:24} verified {stats['verified']:4}/{stats['attempted']:<4} dropped {stats['dropped']:4}  "
+                  f"distractors {stats['with_distractors']:4}  refusals {stats['refusals']:3}  "
+                  f"max chain {stats['max_chain']}  {stats['seconds']:.1f} s")
+    total = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"domains": out, "seconds": round(total, 3)}))
+    else:
+        print(f"{sum(s['verified'] for s in out)} verified tasks in {total:.1f} s")
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.store import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace(args.workspace)
+        tasks = ws.load_tasks(args.domain)
+    except WorkspaceError as e:
+        _err(str(e))
+        return 2
+    if args.status:
+        tasks = [t for t in tasks if t.review.status == args.status]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for t in tasks:
+            f.write(t.model_dump_json() + "\n")
+    os.replace(tmp, out)  # never leave a half-written export behind
+    print(json.dumps({"domain": args.domain, "tasks": len(tasks), "out": str(out)}) if args.json
+          else f"wrote {len(tasks)} tasks to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from core.agents import make_agent, run_episode
+    from core.env import DomainRuntime, Environment
+    from core.store import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace(args.workspace)
+        names = _domains(ws, args.domains, args.all)
+        make_agent(args.agent)
+    except (WorkspaceError, ValueError) as e:
+        _err(str(e))
+        return 2
+    total = passed = 0
+    per = []
+    t0 = time.perf_counter()
+    for name in names:
+        tasks = ws.load_tasks(name)
+        if not tasks:
+            continue
+        runtime = DomainRuntime(ws.load_domain(name))
+        env = Environment(runtime)
+        ok = 0
+        for i, task in enumerate(tasks):
+            ep = run_episode(env, task, make_agent(args.agent, seed=args.seed * 100_003 + i))
+            ok += ep.reward.reward == 1.0
+        env.close()
+        per.append({"name": name, "tasks": len(tasks), "passed": ok, "pass_rate": round(ok / len(tasks), 4)})
+        total += len(tasks)
+        passed += ok
+        if not args.json:
+            print(f"{name:24} {ok:4}/{len(tasks):<4} {ok / len(tasks):.3f}")
+    if total == 0:
+        _err("no tasks to evaluate; run: scaleenv tasks generate --all")
+        return 2
+    rate = passed / total
+    if args.json:
+        print(json.dumps({"agent": args.agent, "tasks": total, "passed": passed, "pass_rate": round(rate, 4),
+                          "domains": per, "seconds": round(time.perf_counter() - t0, 3)}))
+    else:
+        print(f"{args.agent}: {passed}/{total} passed, pass rate {rate:.3f}")
+    return 0
+
+
+def add_commands(sub: Any, common: Any) -> None:
+    t = sub.add_parser("tasks", help="generate and export verified tasks (Phase 2)")
+    tsub = t.add_subparsers(dest="tasks_command", metavar="SUBCOMMAND", required=True)
+    g = tsub.add_parser("generate", help="generate verified tasks for domains in the workspace")
+    g.add_argument("domains", nargs="*", metavar="DOMAIN")
+    g.add_argument("--all", action="store_true", help="every domain in the workspace")
+    g.add_argument("-n", type=int, default=100, help="verified tasks per domain (default 100)")
+    g.add_argument("--max-chain", type=int, default=6, help="longest chain of tool calls (default 6)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    common(g)
+    g.set_defaults(fn=cmd_generate)
+    e = tsub.add_parser("export", help="write a domain's tasks as JSON lines")
+    e.add_argument("domain", metavar="DOMAIN")
+    e.add_argument("--out", required=True, metavar="FILE.jsonl")
+    e.add_argument("--status", choices=["pending", "approved", "rejected"], help="only tasks with this review status")
+    common(e)
+    e.set_defaults(fn=cmd_export)
+
+    v = sub.add_parser("eval", help="run an agent on the stored tasks and report the pass rate")
+    v.add_argument("domains", nargs="*", metavar="DOMAIN")
+    v.add_argument("--all", action="store_true", help="every domain (the default when none is named)")
+    v.add_argument("--agent", default="oracle", choices=["oracle", "random"])
+    v.add_argument("--seed", type=int, default=0)
+    common(v)
+    v.set_defaults(fn=cmd_eval)
