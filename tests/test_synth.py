@@ -70,7 +70,7 @@ MUTANTS = [
     ("find_rider_by_email", "unknown email not reported", "if len(rows) != 1:", "if len(rows) > 1:",
      "not_found", "expected not_found"),
     ("register_rider", "wrong status written", "\"status\": 'active'", "\"status\": 'suspended'",
-     "happy", "wrong effects"),
+     "happy", "wrong return value"),
 ]
 
 
