@@ -16,7 +16,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,7 +67,7 @@ def perturbations(task, tasks, rng):
     if others:
         st = rng.choice(others)
         out.append(("add a stray write", calls + [{"name": st.tool, "arguments": dict(st.args)}], msgs))
-    for j, rv in enumerate(task.ground_truth.communicate):
+    for rv in task.ground_truth.communicate:
         text = msgs[-1]["content"].replace(f": {rv.value}", f": {_wrong(rv.value)}")
         if value_mentioned(rv.value, text):
             continue  # the value still appears elsewhere in the message
