@@ -429,7 +429,10 @@ class TaskGenerator:
             if step.role == "goal":
                 res = out["result"] if out["ok"] else out["error"]
                 outs.append(res)
-                communicate += self._values(goals[goal_i - 1].op, out)
+                vals = self._values(goals[goal_i - 1].op, out)
+                if not out["ok"] and not vals:
+                    raise Drop("the refusal has no value that shows the user why")
+                communicate += vals
         seen, uniq = set(), []
         for r in communicate:
             k = json.dumps(r.value)

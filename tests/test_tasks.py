@@ -1,0 +1,208 @@
+"""Phase 2: verified tasks, the environment API, rewards, agents, and the tasks/eval CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from core.agents import OracleAgent, RandomAgent, run_episode
+from core.env import DomainRuntime, EnvBatch, Environment
+from core.reward import Expected, RequiredValue, compare_state, value_mentioned
+from core.tasks import TaskGenerator, oracle_messages
+
+
+@pytest.fixture(scope="module")
+def runtime(bike_domain):
+    return DomainRuntime(bike_domain)
+
+
+@pytest.fixture(scope="module")
+def generated(bike_domain, runtime):
+    return TaskGenerator(bike_domain, runtime, seed=3).generate(40)
+
+
+def test_generates_verified_tasks_with_the_expected_mix(generated):
+    tasks, stats = generated
+    assert stats.verified == len(tasks) == 40
+    assert len({t.id for t in tasks}) == 40
+    assert stats.attempted == stats.verified + stats.dropped
+    assert min(len(t.chain) for t in tasks) >= 1 and stats.max_chain >= 4
+    assert any(t.is_refusal for t in tasks) and any(t.has_distractors for t in tasks)
+    for t in tasks:
+        assert t.ground_truth.communicate, "every task requires telling the user something"
+        assert t.chain[-1].role == "goal"
+        for fact in t.scenario.known.values():
+            assert str(fact) in t.scenario.instruction
+
+
+def test_oracle_scores_one_and_doing_nothing_scores_zero(generated, runtime):
+    tasks, _ = generated
+    env = Environment(runtime)
+    for t in tasks:
+        assert run_episode(env, t, OracleAgent()).reward.reward == 1.0
+        env.reset(t)
+        nothing = env.evaluate([{"role": "user", "content": t.scenario.instruction},
+                                {"role": "assistant", "content": "All done!"}])
+        assert nothing.reward == 0.0 and nothing.reasons
+
+
+def test_random_agent_rarely_scores(generated, runtime):
+    tasks, _ = generated
+    env = Environment(runtime)
+    wins = sum(run_episode(env, t, RandomAgent(seed=i)).reward.reward for i, t in enumerate(tasks))
+    assert wins <= 2
+
+
+def test_refusal_tasks_expect_no_change_and_the_blocking_value(generated):
+    tasks, _ = generated
+    refusals = [t for t in tasks if t.is_refusal]
+    assert refusals
+    for t in refusals:
+        assert t.chain[-1].expect == "precondition"
+        assert any(v.why == "what blocks the request" for v in t.ground_truth.communicate)
+
+
+def test_identifications_are_unique_in_the_initial_state(generated, runtime):
+    tasks, _ = generated
+    for t in tasks:
+        db = runtime.build_db(t.initial)
+        for ident in t.identifications:
+            assert db.keys(ident.table, **ident.filters) == [ident.target]
+        db.close()
+
+
+def test_same_seed_same_tasks(bike_domain, runtime):
+    a, _ = TaskGenerator(bike_domain, runtime, seed=9).generate(8)
+    b, _ = TaskGenerator(bike_domain, runtime, seed=9).generate(8)
+    c, _ = TaskGenerator(bike_domain, runtime, seed=10).generate(8)
+    assert [t.model_dump_json() for t in a] == [t.model_dump_json() for t in b]
+    assert [t.model_dump_json() for t in a] != [t.model_dump_json() for t in c]
+
+
+def test_reset_restores_the_initial_state(generated, runtime):
+    tasks, _ = generated
+    t = next(t for t in tasks if not t.is_refusal and any(s.role == "goal" for s in t.chain))
+    env = Environment(runtime, t)
+    start = env.state_hash()
+    for s in t.chain:
+        env.step({"name": s.tool, "arguments": s.args})
+    if t.ground_truth.diff:
+        assert env.state_hash() != start
+        assert env.diff()
+    env.reset()
+    assert env.state_hash() == start
+    assert env.diff() == {}
+
+
+def test_step_returns_errors_as_data(generated, runtime):
+    tasks, _ = generated
+    env = Environment(runtime, tasks[0])
+    start = env.state_hash()
+    assert env.step({"name": "no_such_tool", "arguments": {}})["error"]["kind"] == "unknown_tool"
+    assert env.step({"name": "get_rider", "arguments": "{not json"})["error"]["kind"] == "invalid_argument"
+    bad = env.step({"name": "top_up_balance", "arguments": {"rider_id": "RDR-0001", "amount": 10_000}})
+    assert bad["error"]["kind"] == "invalid_argument" and bad["error"]["argument"] == "amount"
+    missing = env.step({"name": "get_rider", "arguments": {"rider_id": "RDR-X404"}})
+    assert missing["error"]["kind"] == "not_found"
+    assert env.step({"arguments": {}})["error"]["kind"] == "invalid_call"
+    assert env.state_hash() == start
+
+
+def test_batch_api_sync_and_async(generated, runtime):
+    tasks, _ = generated
+    batch = EnvBatch([Environment(runtime) for _ in range(3)])
+    obs = batch.reset(tasks[:3])
+    assert all("tools" in o and o["user"] for o in obs)
+    calls = [{"name": t.chain[0].tool, "arguments": t.chain[0].args} for t in tasks[:3]]
+    sync = batch.step(calls)
+    batch.reset(tasks[:3])
+    res = asyncio.run(batch.astep(calls))
+    assert [r["ok"] for r in res] == [r["ok"] for r in sync]
+
+
+# ---------------------------------------------------------------------- rewards
+
+
+def test_reward_matches_inserted_rows_in_any_order(bike_domain, runtime):
+    from core.taskmodel import StateDelta
+
+    schema = bike_domain.domain
+    db = runtime.build_db(StateDelta())
+    row = lambda amount: {"rider_id": "RDR-0001", "amount": amount, "kind": "top_up",  # noqa: E731
+                          "created_at": "2026-03-02T09:00:00"}
+    db.insert("payments", row(10.0))
+    db.insert("payments", row(20.0))
+    exp = Expected(inserted={"payments": [db.get("payments", k) for k in sorted(db.before["payments"])]})
+    other = runtime.build_db(StateDelta())
+    other.insert("payments", row(20.0))  # the other order: ids swap
+    other.insert("payments", row(10.0))
+    assert compare_state(schema, other, exp) == ([], [])
+    wrong = runtime.build_db(StateDelta())
+    wrong.insert("payments", row(20.0))
+    wrong.insert("payments", row(11.0))
+    reasons, mism = compare_state(schema, wrong, exp)
+    assert mism and any(m["column"] == "amount" for m in mism)
+
+
+def test_column_policies(bike_domain, runtime):
+    from core.taskmodel import StateDelta
+
+    schema = bike_domain.domain
+    db = runtime.build_db(StateDelta())
+    r = db.get("riders", "RDR-0002")
+    db.mark()
+    db.update("riders", "RDR-0002", {"name": "  " + r["name"].upper() + "  ", "balance": r["balance"] + 0.001})
+    exp = Expected()
+    assert compare_state(schema, db, exp) == ([], [])  # normalized text, money to the cent
+    db.update("riders", "RDR-0002", {"status": "closed" if r["status"] != "closed" else "active"})
+    reasons, mism = compare_state(schema, db, exp)
+    assert [m["column"] for m in mism] == ["status"] and "riders[RDR-0002].status" in reasons[0]
+
+
+@pytest.mark.parametrize("value,text,ok", [
+    (12.5, "the cost is $12.50", True), (12.5, "cost 12.5 total", True), (12.5, "cost 112.50", False),
+    (30, "30 days", True), (30, "300 days", False), ("RNT-0061", "rental RNT-0061 is open", True),
+    ("flat_tire", "a flat tire", True), ("active", "it is inactive", False), ("2026-04-01", "until 2026-04-01.", True),
+])
+def test_value_mentioned(value, text, ok):
+    assert value_mentioned(value, text) is ok
+
+
+def test_oracle_message_states_every_required_value(generated):
+    tasks, _ = generated
+    for t in tasks:
+        text = oracle_messages(t)[-1]["content"]
+        assert all(value_mentioned(v.value, text) for v in t.ground_truth.communicate)
+    assert isinstance(RequiredValue(value=1, label="x").value, int)
+
+
+# ---------------------------------------------------------------------- CLI and store
+
+
+def test_tasks_cli_generate_export_eval(tmp_path, capsys, bike_domain):
+    from core.store import Workspace
+    from scaleenv_tui.cli import main
+
+    ws = Workspace(tmp_path / "ws")
+    ws.save_domain(bike_domain)
+    w = str(tmp_path / "ws")
+    assert main(["tasks", "generate", "bike_rental", "-n", "12", "--workspace", w, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    d = out["domains"][0]
+    assert {"name", "attempted", "verified", "dropped", "with_distractors", "refusals", "max_chain", "seconds"} <= set(d)
+    assert d["verified"] == 12
+    tasks = ws.load_tasks("bike_rental")
+    ws.set_review(tasks[0].id, "approved", "looks right")
+    assert ws.load_tasks("bike_rental")[0].review.status == "approved"
+    dest = tmp_path / "out.jsonl"
+    assert main(["tasks", "export", "bike_rental", "--out", str(dest), "--workspace", w]) == 0
+    lines = dest.read_text().splitlines()
+    assert len(lines) == 12 and json.loads(lines[0])["id"] == tasks[0].id
+    capsys.readouterr()
+    assert main(["eval", "--agent", "oracle", "--workspace", w, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["tasks"] == 12 and res["pass_rate"] == 1.0
+    assert main(["eval", "nope", "--workspace", w]) == 2
+    assert "no domain 'nope'" in capsys.readouterr().err
