@@ -439,7 +439,7 @@ class Arranger:
                 continue
             table = self.schema.table(table_name)
             for c in values:
-                other = [v for v in self._column_domain(table.column(c)) if v != values[c]]
+                other = [v for v in self._column_domain(table.column(c), values[c]) if v != values[c]]
                 if not other:
                     continue
                 snap = self.db.snapshot()
@@ -456,7 +456,12 @@ class Arranger:
                     self.db.restore(snap)
         return added
 
-    def _column_domain(self, col: Column) -> list[Any]:
+    def _column_domain(self, col: Column, current: Any = None) -> list[Any]:
+        if current is not None and col.type in ("date", "datetime"):
+            return [self.ctx.add_days(current, d) + (str(current)[10:] if col.type == "datetime" else "")
+                    for d in (1, -1, 7)]
+        if current is not None and col.type in ("int", "money", "float") and not isinstance(current, bool):
+            return [current + 1, current - 1]
         if col.type == "enum":
             return list(col.values)
         if col.type == "ref":

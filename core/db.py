@@ -272,6 +272,19 @@ class DomainDB:
                     n = max(n, int(tail))
             self.conn.execute(f"UPDATE {COUNTERS} SET n = max(n, ?) WHERE tbl = ?", (n, ti.name))
 
+    def changes(self) -> dict[str, dict[Any, dict | None]]:
+        """Rows that differ from their pre-image since the last mark/restore: table -> key -> row (None: gone).
+
+        Every write goes through this class, so this is the whole difference between the state
+        at the last mark and now — a cheap stand-in for comparing full state hashes."""
+        out: dict[str, dict[Any, dict | None]] = {}
+        for table, pre in self.before.items():
+            for key, old in pre.items():
+                now = self.get(table, key)
+                if now != old:
+                    out.setdefault(table, {})[key] = now
+        return out
+
     def mark(self) -> None:
         """Forget which rows were written (called at reset)."""
         self.before = {}

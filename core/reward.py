@@ -185,13 +185,7 @@ def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[li
     return reasons, mism
 
 
-def _number_forms(v: float) -> list[str]:
-    forms = {f"{v:.2f}", f"{v:,.2f}"}
-    if float(v).is_integer():
-        forms |= {str(int(v)), f"{int(v):,}"}
-    else:
-        forms.add(f"{v:g}")
-    return sorted(forms)
+_NUMBER = re.compile(r"(?<![\w.\-])-?\d[\d,]*(?:\.\d+)?(?![\w\-]|\.\d)")
 
 
 def value_mentioned(value: Any, text: str) -> bool:
@@ -199,9 +193,13 @@ def value_mentioned(value: Any, text: str) -> bool:
     if isinstance(value, bool):
         return norm_text("yes" if value else "no") in norm_text(text).split()
     if isinstance(value, int | float):
-        for f in _number_forms(float(value)):
-            if re.search(rf"(?<![\d.]){re.escape(f)}(?![\d]|\.\d)", text):
-                return True
+        # any number written in the text ("30", "30.0", "$30.00", "1,250.5"), not digits inside ids
+        for m in _NUMBER.finditer(text):
+            try:
+                if abs(float(m.group(0).replace(",", "")) - float(value)) < 0.005:
+                    return True
+            except ValueError:
+                continue
         return False
     v = norm_text(value)
     if not v:

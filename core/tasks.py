@@ -92,7 +92,7 @@ def _human(name: str) -> str:
 
 class TaskGenerator:
     def __init__(self, domain: Domain, runtime: DomainRuntime | None = None, seed: int = 0, max_chain: int = 6,
-                 p_refusal: float = 0.2, p_distractors: float = 0.75):
+                 p_refusal: float = 0.15, p_distractors: float = 0.7):
         self.domain = domain
         self.schema = domain.domain
         self.runtime = runtime or DomainRuntime(domain)
@@ -140,10 +140,10 @@ class TaskGenerator:
 
     # ------------------------------------------------------------------ goals
 
-    def _pick_goals(self, rng: random.Random) -> list[Goal]:
+    def _pick_goals(self, rng: random.Random, min_goals: int = 1) -> list[Goal]:
         first = rng.choice(self.goals)
         goals = [Goal(first, {}, {})]
-        want = rng.choices([1, 2, 3], weights=[5, 4, 2])[0]
+        want = max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0])
         while len(goals) < want:
             prev = goals[-1].op
             succ = []
@@ -331,10 +331,14 @@ class TaskGenerator:
 
     # ------------------------------------------------------------------ one attempt
 
-    def attempt(self, index: int) -> Task:
+    def attempt(self, index: int, refusal: bool | None = None, distract: bool | None = None,
+                min_goals: int = 1) -> Task:
+        """One task from attempt ``index`` (deterministic); raises :class:`Drop` when it cannot be verified."""
         rng = random.Random(derive_seed(self.seed, self.schema.name, "task", str(index)))
-        refusal = rng.random() < self.p_refusal
-        goals = self._pick_goals(rng)
+        r1, r2 = rng.random(), rng.random()
+        refusal = r1 < self.p_refusal if refusal is None else refusal
+        distract = r2 < self.p_distractors if distract is None else distract
+        goals = self._pick_goals(rng, min_goals)
         db = self._arrange(rng, goals, refusal)
         # check the whole chain runs from the initial state, and resolve step-fed arguments
         sim = DomainDB.from_snapshot(self.schema, db.snapshot())
@@ -362,7 +366,7 @@ class TaskGenerator:
             expansion.append("extended")
         if refusal:
             expansion.append("refusal")
-        if rng.random() < self.p_distractors:
+        if distract:
             before = db.snapshot()
             added = self._distract(db, goals, idents, persona, rng)
             ok = bool(added)
@@ -454,7 +458,7 @@ class TaskGenerator:
         for step in task.chain:
             env.step({"name": step.tool, "arguments": step.args})
         if env.evaluate(oracle_messages(task)).reward != 1.0:
-            raise Drop("the oracle does not score 1")
+            raise Drop("the oracle does not score 1: " + "; ".join(env.evaluate(oracle_messages(task)).reasons)[:300])
         env.reset(task)
         if env.evaluate([{"role": "user", "content": task.scenario.instruction}]).reward != 0.0:
             raise Drop("doing nothing scores")
@@ -528,8 +532,13 @@ class TaskGenerator:
         while len(tasks) < n and stats.attempted < max_attempts:
             index += 1
             stats.attempted += 1
+            # keep the mix: refusals and distractors at their shares, some long chains
+            nxt = stats.verified + 1
+            refusal = True if stats.refusals < self.p_refusal * nxt else None
+            distract = True if stats.with_distractors < self.p_distractors * nxt else None
+            long = 3 if stats.max_chain < 5 and stats.verified >= n // 3 else 1
             try:
-                task = self.attempt(index)
+                task = self.attempt(index, refusal=refusal, distract=distract, min_goals=long)
             except Drop as e:
                 stats.dropped += 1
                 stats.drop_reasons[str(e)] += 1

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_domains"
-BIKE = SAMPLES / "bike_rental.yaml"
-VENV_BIN = Path(sys.executable).parent
+BIKE = ROOT / "sample_domains" / "bike_rental.yaml"
 
 if str(ROOT) not in sys.path:  # running pytest without installing the project
     sys.path.insert(0, str(ROOT))

@@ -88,8 +88,16 @@ ESCAPES = [
                                        "so tool code can open files and reach os")
 @pytest.mark.parametrize("header,body", [(h, b) for _, h, b in ESCAPES], ids=[e[0] for e in ESCAPES])
 def test_allowed_modules_do_not_lead_to_os_or_files(header, body):
-    with pytest.raises(PolicyViolation):
-        load_tool(tool(body, header), "t")
+    try:
+        fn = load_tool(tool(body, header), "t")
+    except PolicyViolation:
+        return  # refused up front
+    try:
+        with deadline(2.0):
+            value = fn(None, None)
+    except Exception:
+        return  # or blocked when it runs
+    pytest.fail(f"tool code escaped the sandbox and got {value!r}")
 
 
 # ---------------------------------------------------------------- time limits

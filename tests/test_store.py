@@ -23,7 +23,7 @@ def test_save_then_load_gives_back_the_same_domain(tmp_path, bike_domain):
 
 def test_the_workspace_is_sqlite_in_wal_mode(tmp_path):
     ws = Workspace(tmp_path)
-    assert ws.url == f"sqlite:///{tmp_path / 'workspace.db'}"
+    assert ws.url == f"sqlite:///{(tmp_path / 'workspace.db').resolve()}"
     with ws.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -72,7 +72,7 @@ def test_scaleenv_workspace_env_var_is_honoured(tmp_path, bike_domain, monkeypat
     where = tmp_path / "from-env"
     monkeypatch.setenv("SCALEENV_WORKSPACE", str(where))
     ws = Workspace()
-    assert ws.url == f"sqlite:///{where / 'workspace.db'}"
+    assert ws.url == f"sqlite:///{(where / 'workspace.db').resolve()}"
     ws.save_domain(bike_domain)
     assert (where / "workspace.db").exists()
     assert Workspace(where).domain_names() == ["bike_rental"]
@@ -83,7 +83,7 @@ def test_default_workspace_is_in_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("SCALEENV_WORKSPACE", raising=False)
     monkeypatch.chdir(tmp_path)
     ws = Workspace()
-    assert ws.url == f"sqlite:///{tmp_path / 'scaleenv-workspace' / 'workspace.db'}"
+    assert ws.url == f"sqlite:///{(tmp_path / 'scaleenv-workspace' / 'workspace.db').resolve()}"
 
 
 def test_a_sqlalchemy_url_works(tmp_path, bike_domain):
