@@ -19,6 +19,7 @@ import yaml
 from core import expr as X
 from core.models import Column, DomainSchema, ParamSpec, Requirement, ReturnShape, Table, ToolSpec
 from core.sandbox import FORBIDDEN_NAMES
+from core.seed import _faker, table_order
 
 
 class BlueprintError(ValueError):
@@ -79,8 +80,12 @@ def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[t
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set = set()
         for k, v in node.value:
             key = k.value
+            if key in seen:
+                raise _Duplicate(key, (*path, key), k.start_mark.line + 1)
+            seen.add(key)
             out[(*path, key)] = k.start_mark.line + 1
             _lines(v, (*path, key), out)
             out[(*path, key)] = k.start_mark.line + 1
@@ -88,6 +93,11 @@ def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[t
         for i, v in enumerate(node.value):
             _lines(v, (*path, i), out)
     return out
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str, path: tuple, line: int):
+        self.key, self.path, self.line = key, path, line
 
 
 class _Ctx:
@@ -122,7 +132,10 @@ def _column(name: str, raw: Any, ctx: _Ctx, path: tuple) -> Column:
             if tok in FLAGS:
                 data["nullable" if tok == "optional" else tok] = True
             elif tok.startswith("default="):
-                data["default"] = yaml.safe_load(tok[8:])
+                try:
+                    data["default"] = yaml.safe_load(tok[8:])
+                except yaml.YAMLError:
+                    raise ctx.error(path, f"cannot read the default value {tok[8:]!r}") from None
             elif tok.startswith("faker:"):
                 data["faker"] = tok[6:]
             elif (r := _range(tok)) is not None:
@@ -158,6 +171,8 @@ def _column(name: str, raw: Any, ctx: _Ctx, path: tuple) -> Column:
         raise ctx.error(path, "an enum column lists at least two values, e.g. 'enum open|closed'")
     if col.type in ("int", "money", "float") and (col.min is None or col.max is None):
         raise ctx.error(path, f"a {col.type} column needs bounds, e.g. '{col.type} 0..100'")
+    if col.type == "int" and any(b is not None and not float(b).is_integer() for b in (col.min, col.max)):
+        raise ctx.error(path, f"an int column takes whole-number bounds, got {col.min:g}..{col.max:g}")
     if col.min is not None and col.max is not None and col.min > col.max:
         raise ctx.error(path, f"bounds {col.min}..{col.max} are reversed")
     if col.type in ("date", "datetime") and col.min is None:
@@ -204,7 +219,7 @@ def _tables(raw: Any, ctx: _Ctx) -> list[Table]:
         if len(ids) != 1:
             raise ctx.error((*path, "columns"), f"a table has exactly one id column (found {len(ids)})")
         rows = tdef.get("rows", 30)
-        if not isinstance(rows, int) or not 1 <= rows <= 100_000:
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= 100_000:
             raise ctx.error((*path, "rows"), "rows is a whole number from 1 to 100000")
         tables.append(Table(name=tname, singular=str(tdef.get("singular") or _singular(tname)),
                             primary_key=ids[0].name, columns=cols, rows=rows,
@@ -361,6 +376,9 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
         params[pname] = _param(pname, pdef, tables, ctx, (*path, "params", pname))
     scope = X.Scope(schema, params)
 
+    for key in ("requires", "effects"):
+        if raw.get(key) is not None and not isinstance(raw[key], list):
+            raise ctx.error((*path, key), f"{key} is a list (one '- ' item per line)")
     requires = []
     for i, r in enumerate(raw.get("requires") or []):
         rpath = (*path, "requires", i)
@@ -411,10 +429,16 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
     report = raw.get("report") or []
     if isinstance(report, str):
         report = [report]
+    if not isinstance(report, list) or not all(isinstance(f, str) for f in report):
+        raise ctx.error((*path, "report"), "report is a list of returned field names, e.g. [balance, rental_id]")
     for f in report:
         if f not in shape.fields:
             raise ctx.error((*path, "report"), f"report names {f!r}, which is not a returned field "
                                                f"({', '.join(shape.fields)})")
+    if raw.get("intent") is not None and not isinstance(raw["intent"], str):
+        raise ctx.error((*path, "intent"), "intent is a phrase, e.g. \"rent bike {bike_id}\"")
+    if raw.get("description") is not None and not isinstance(raw["description"], str):
+        raise ctx.error((*path, "description"), "description is text")
     intent = str(raw.get("intent") or name.replace("_", " "))
     for ref in re.findall(r"\{(\w+)\}", intent):
         if ref not in params:
@@ -505,7 +529,12 @@ def parse_blueprint(text: str, file: str = "<blueprint>") -> Blueprint:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         raise BlueprintError(file, "", f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
-    ctx = _Ctx(file, _lines(node) if node is not None else {})
+    try:
+        lines = _lines(node) if node is not None else {}
+    except _Duplicate as d:
+        where = ".".join(str(p) for p in d.path)
+        raise BlueprintError(file, where, f"{d.key!r} is given twice (the second would silently win)", d.line) from None
+    ctx = _Ctx(file, lines)
     if not isinstance(data, dict):
         raise BlueprintError(file, "", "a blueprint is a YAML mapping with domain, tables and operations")
     unknown = set(data) - TOP_KEYS
@@ -523,6 +552,14 @@ def parse_blueprint(text: str, file: str = "<blueprint>") -> Blueprint:
     schema = DomainSchema(name=name, title=str(data.get("title") or name.replace("_", " ").title()),
                           description=str(data.get("description", "")), policy=str(data.get("policy", "")),
                           tables=tables, clock=clock)
+    try:
+        table_order(schema)
+    except ValueError as e:
+        raise ctx.error(("tables",), str(e)) from None
+    for t in tables:
+        for c in t.columns:
+            if c.faker and not callable(getattr(_faker(), c.faker, None)):
+                raise ctx.error(("tables", t.name, "columns", c.name), f"Faker has no provider {c.faker!r}")
     ops_raw = data.get("operations") or {}
     if not isinstance(ops_raw, dict):
         raise ctx.error(("operations",), "operations is a mapping of operation name to its definition")

@@ -5,8 +5,10 @@ state builder uses to check preconditions. It never looks at generated source.
 
 Semantics (documented in docs/blueprints.md): every row named in requires/effects/returns is
 looked up first (``not_found`` if one is missing), then requirements are checked in order
-(``precondition`` on the first that fails), then effects run in order. Expressions in requires
-and effects read the state *before* any effect; ``returns`` reads the state after.
+(``precondition`` on the first that fails), then effects run in order. Row fields
+(``riders[rider_id].balance``) in requires and effects are read once, *before* any effect;
+counts and sums (``count(...)``, ``sum(...)``) are evaluated when their effect runs, so they
+see earlier effects; ``returns`` reads the state after all effects.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Tool code is untrusted (an LLM may have written it). Before it runs:
 
-1. :func:`check_source` applies the policy: imports only from an allow-list; no names or
+1. :func:`check_source` applies the policy: imports only from an allow-list (and of each
+   module only an allow-listed set of names); no names or
    attributes starting with an underscore (so no ``__class__``/``__subclasses__`` escapes and
    no reaching the connection behind :class:`core.context.ToolDB`); no ``open``, ``exec``,
    ``eval``, ``compile``, ``globals``, ``getattr``…; no frame/code attributes; no
@@ -29,7 +30,6 @@ from typing import Any
 
 from core.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
 
-ALLOWED_IMPORTS = {"math", "re", "json", "decimal", "statistics", "itertools", "functools", "collections"}
 FORBIDDEN_NAMES = {
     "open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr", "delattr",
     "hasattr", "__import__", "input", "breakpoint", "help", "memoryview", "type", "object", "super",
@@ -77,6 +77,12 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
     def no(node: ast.AST, why: str) -> None:
         bad.append(f"line {getattr(node, 'lineno', '?')}: {why}")
 
+    modules: dict[str, str] = {}  # local name -> allowed module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in MODULE_ALLOW:
+                    modules[a.asname or a.name] = a.name
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef | ast.Import | ast.ImportFrom | ast.Assign | ast.Expr):
             no(node, f"only functions, imports and constants at module level, not {type(node).__name__}")
@@ -84,17 +90,28 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
         if isinstance(node, ast.Import | ast.ImportFrom):
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for m in mods:
-                if m.split(".")[0] not in ALLOWED_IMPORTS:
-                    no(node, f"import of {m!r} is not allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})")
+                if m.split(".")[0] not in MODULE_ALLOW:
+                    no(node, f"import of {m!r} is not allowed (allowed: {', '.join(sorted(MODULE_ALLOW))})")
             if isinstance(node, ast.ImportFrom) and node.level:
                 no(node, "relative imports are not allowed")
+            if isinstance(node, ast.ImportFrom) and (node.module or "") in MODULE_ALLOW:
+                for a in node.names:
+                    if a.name not in MODULE_ALLOW[node.module]:
+                        no(node, f"{node.module}.{a.name} is not available to tool code")
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if "." in a.name:
+                        no(node, f"import of {a.name!r} is not allowed (import the module itself)")
         elif isinstance(node, ast.Name):
             if node.id in FORBIDDEN_NAMES:
                 no(node, f"{node.id!r} is not allowed in tool code")
             elif node.id.startswith("_"):
                 no(node, f"names starting with an underscore ({node.id!r}) are not allowed")
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if base in modules and node.attr not in MODULE_ALLOW[modules[base]]:
+                no(node, f"{modules[base]}.{node.attr} is not available to tool code")
+            elif node.attr.startswith("_"):
                 no(node, f"attribute {node.attr!r} is not allowed (no underscore attributes)")
             elif node.attr in FORBIDDEN_ATTRS:
                 no(node, f"attribute {node.attr!r} is not allowed in tool code")
@@ -114,10 +131,11 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
             elif any(isinstance(n, ast.Name) and n.id in ("BaseException", "SandboxTimeout")
                      for n in ast.walk(node.type)):
                 no(node, "catching BaseException is not allowed")
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            r = node.right
+        elif isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, ast.Pow | ast.LShift):
+            r = node.right if isinstance(node, ast.BinOp) else node.value
+            sym = "**" if isinstance(node.op, ast.Pow) else "<<"
             if not (isinstance(r, ast.Constant) and isinstance(r.value, int | float) and abs(r.value) <= MAX_POW):
-                no(node, f"'**' takes a constant exponent of at most {MAX_POW}")
+                no(node, f"'{sym}' takes a constant right operand of at most {MAX_POW}")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "{" in node.value:
             pass  # plain strings are inert; .format is refused above
     if expect is not None and not any(isinstance(n, ast.FunctionDef) and n.name == expect for n in tree.body):
@@ -176,10 +194,49 @@ class _Instrument(ast.NodeTransformer):
         return node
 
 
+# What tool code may use of each allowed module. Tool code gets a stand-in module holding only
+# these names, so module attributes that lead elsewhere (json.codecs, statistics.sys, re.enum…)
+# do not exist for it, and neither do infinite iterators that would spin inside C code.
+MODULE_ALLOW: dict[str, set[str]] = {
+    # no factorial/comb/perm: huge arguments spin in C, out of the deadline's reach; no `re` for the
+    # same reason (a catastrophic pattern backtracks inside the regex engine)
+    "math": {"ceil", "floor", "trunc", "sqrt", "isqrt", "fabs", "fsum", "isclose", "isfinite", "isinf", "isnan",
+             "exp", "log", "log10", "log2", "pow", "copysign", "hypot", "pi", "e", "inf", "nan", "prod"},
+    "json": {"dumps", "loads", "JSONDecodeError"},
+    "decimal": {"Decimal", "ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_DOWN", "ROUND_UP", "ROUND_FLOOR",
+                "ROUND_CEILING", "InvalidOperation"},
+    "statistics": {"mean", "fmean", "median", "median_low", "median_high", "mode", "multimode", "pstdev",
+                   "pvariance", "stdev", "variance", "quantiles", "StatisticsError"},
+    "itertools": {"accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
+                  "dropwhile", "filterfalse", "groupby", "islice", "pairwise", "permutations", "product",
+                  "starmap", "takewhile", "zip_longest"},
+    "functools": {"reduce", "partial", "cmp_to_key"},
+    "collections": {"Counter", "OrderedDict", "defaultdict", "deque", "namedtuple"},
+}
+_PROXIES: dict[str, Any] = {}
+
+
+def _proxy(name: str) -> Any:
+    mod = _PROXIES.get(name)
+    if mod is None:
+        import types
+
+        real = __import__(name)
+        mod = types.ModuleType(f"sandboxed {name}")
+        for attr in sorted(MODULE_ALLOW[name]):
+            setattr(mod, attr, getattr(real, attr))
+        _PROXIES[name] = mod
+    return mod
+
+
 def _guarded_import(name: str, globals_: Any = None, locals_: Any = None, fromlist: Any = (), level: int = 0):
-    if name.split(".")[0] not in ALLOWED_IMPORTS or level:
+    if name not in MODULE_ALLOW or level:
         raise ImportError(f"import of {name!r} is not allowed")
-    return __import__(name, globals_, locals_, fromlist, level)
+    mod = _proxy(name)
+    for attr in fromlist or ():
+        if attr not in MODULE_ALLOW[name]:
+            raise ImportError(f"{name}.{attr} is not available to tool code")
+    return mod
 
 
 SAFE_BUILTINS: dict[str, Any] = {

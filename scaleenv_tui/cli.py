@@ -111,7 +111,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         for bp in blueprints:
             d = results[bp.name]
             if isinstance(d, str):
-                _err(f"{bp.path}: synthesis failed: {d.strip()}")
+                detail = d.strip() if os.environ.get("SCALEENV_DEBUG") else d.strip().splitlines()[0]
+                _err(f"{bp.path}: synthesis failed: {detail}")
                 failed += 1
                 continue
             ws.save_domain(d)

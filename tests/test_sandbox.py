@@ -46,7 +46,7 @@ HOSTILE = [
      "bare 'except:' is not allowed"),
     ("catch BaseException", tool("try:\n    return 1\nexcept BaseException:\n    return 2"),
      "catching BaseException is not allowed"),
-    ("huge power", tool("return 10 ** 100000000"), "'**' takes a constant exponent"),
+    ("huge power", tool("return 10 ** 100000000"), "'**' takes a constant right operand"),
     ("global", tool("global x\nx = 1"), "global/nonlocal are not allowed"),
     ("no such function", "def u(db, ctx):\n    return 1\n", "must define a function named 't'"),
 ]
@@ -82,10 +82,6 @@ ESCAPES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (sandbox escape): allowed modules re-export dangerous modules "
-                                       "as public attributes (json.codecs, statistics.sys, statistics.random, "
-                                       "re.enum...), and the policy in core/sandbox.py only checks import names, "
-                                       "so tool code can open files and reach os")
 @pytest.mark.parametrize("header,body", [(h, b) for _, h, b in ESCAPES], ids=[e[0] for e in ESCAPES])
 def test_allowed_modules_do_not_lead_to_os_or_files(header, body):
     try:
@@ -118,7 +114,7 @@ LOOPS = [
     ("for over a huge range", "n = 0\nfor i in range(9999999):\n    n += i\nreturn n"),
     ("comprehension over a huge range", "return len([i for i in range(9999999)])"),
     ("nested comprehension", "return sum([i * j for i in range(5000) for j in range(5000)])"),
-    ("for over itertools.count()", "import itertools\nfor i in itertools.count():\n    pass"),
+    ("for over a generator that never ends", "def gen():\n    while True:\n        yield 1\nfor i in gen():\n    pass"),
 ]
 
 
@@ -152,21 +148,17 @@ def test_catching_exception_does_not_swallow_the_time_limit():
         fn(None, None)
 
 
-def _c_level_loop(schema_clock_and_schema):
-    schema, clock = schema_clock_and_schema
-    db = DomainDB(schema)
-    fn = load_tool(tool("return max(itertools.count())", "import itertools\n"), "t")
-    return invoke(fn, NO_ARGS, db, ToolContext(clock), {}, seconds=0.3).to_dict()
-
-
-@pytest.mark.xfail(strict=True, reason="engine bug: the deadline only ticks in Python-level loops; a loop inside "
-                                       "a C builtin (max(itertools.count()), sum(itertools.repeat(1))...) never "
-                                       "returns, so an in-process tool call (invoke/step) hangs forever")
-def test_an_endless_loop_inside_a_builtin_is_stopped(bike_bp):
-    res = run_isolated(_c_level_loop, (bike_bp.schema, bike_bp.schema.clock),
-                       limits=Limits(memory_mb=512, wall_seconds=3))
-    assert res.ok, res.error
-    assert res.value["error"]["kind"] == "timeout"
+@pytest.mark.parametrize("body,header", [
+    ("return max(itertools.count())", "import itertools\n"),
+    ("return sum(itertools.repeat(1))", "import itertools\n"),
+    ("return math.factorial(10 ** 8)", "import math\n"),
+    ("return re.match('(a+)+$', 'a' * 40 + 'b')", "import re\n"),
+    ("return 1 << 10 ** 9", ""),
+])
+def test_loops_the_deadline_cannot_reach_are_refused_up_front(body, header):
+    """Endless or huge work inside C code (no Python-level loop to tick) never gets to run."""
+    with pytest.raises(PolicyViolation):
+        load_tool(tool(body, header), "t")
 
 
 # ---------------------------------------------------------------- memory limits (isolated process)
