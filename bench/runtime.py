@@ -31,6 +31,17 @@ from core.synth import synthesize  # noqa: E402
 from core.tasks import TaskGenerator, oracle_messages  # noqa: E402
 
 
+def trim() -> None:
+    """Hand freed heap back to the OS so RSS growth measures what live environments hold."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def rss_kib() -> int:
     with open(f"/proc/{os.getpid()}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
@@ -89,14 +100,14 @@ def measure(domain, rows_wanted: int, n_tasks: int, seconds: float, envs: int) -
     for e in pool.values():
         e.close()
     # memory per live environment: RSS growth while holding many, each reset to a task
-    gc.collect()
+    trim()
     before = rss_kib()
     live = [Environment(runtime, tasks[i % len(tasks)]) for i in range(envs)]
     for i, e in enumerate(live):
         t = tasks[i % len(tasks)]
         for s in t.chain:
             e.step({"name": s.tool, "arguments": s.args})
-    gc.collect()
+    trim()
     mem = (rss_kib() - before) / envs
     for e in live:
         e.close()

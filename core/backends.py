@@ -8,7 +8,7 @@ implementation goes through exactly the same sandbox policy and procedural tests
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.blueprint import Operation
 from core.codegen import compile_operation
@@ -23,6 +23,12 @@ class Backend(Protocol):
         """Source for ``op``; ``feedback`` holds the failures of the previous attempt."""
         ...
 
+    def instruction(self, draft: str, known: dict[str, Any], persona: str) -> str:
+        """The user's first message, from a draft composed of intent phrases.
+
+        Whatever comes back is checked by the caller: every known fact must still be in it."""
+        ...
+
 
 class ProceduralBackend:
     name = "procedural"
@@ -30,6 +36,9 @@ class ProceduralBackend:
 
     def implement(self, op: Operation, schema: DomainSchema, feedback: list[str]) -> Implementation:
         return Implementation(tool=op.name, source=compile_operation(op, schema), backend=self.name)
+
+    def instruction(self, draft: str, known: dict[str, Any], persona: str) -> str:
+        return draft  # offline: the composed draft is the instruction
 
 
 class BackendUnavailable(ValueError):

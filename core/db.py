@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from core.models import DomainSchema, Table
 
@@ -36,7 +36,10 @@ def sa_metadata(schema: DomainSchema) -> sa.MetaData:
     for t in schema.tables:
         cols = [sa.Column(c.name, kinds[c.sql_kind], primary_key=(c.name == t.primary_key),
                           nullable=c.nullable or c.name == t.primary_key) for c in t.columns]
-        sa.Table(t.name, md, *cols)
+        st = sa.Table(t.name, md, *cols)
+        for c in t.columns:  # lookups by reference or status stay fast on large tables
+            if c.type == "ref" or (c.type == "enum" and c.name == "status") or (c.unique and c.type != "id"):
+                sa.Index(f"ix_{t.name}_{c.name}", st.c[c.name])
     sa.Table(COUNTERS, md, sa.Column("tbl", sa.Text, primary_key=True), sa.Column("n", sa.Integer))
     return md
 
@@ -85,6 +88,8 @@ class DomainDB:
         if create and conn is None:
             for st in md.sorted_tables:
                 self.conn.execute(str(CreateTable(st).compile(dialect=DIALECT)))
+                for ix in sorted(st.indexes, key=lambda i: i.name):
+                    self.conn.execute(str(CreateIndex(ix).compile(dialect=DIALECT)))
             for t in schema.tables:
                 self.conn.execute(f"INSERT INTO {COUNTERS} VALUES (?, 0)", (t.name,))
 

@@ -43,7 +43,7 @@ class CompiledTool:
 class DomainRuntime:
     """Everything environments of one domain share: compiled tools and the seed snapshot."""
 
-    def __init__(self, domain: Domain, call_seconds: float = 2.0):
+    def __init__(self, domain: Domain, call_seconds: float = 2.0, snapshot_budget: int = 256 * 1024 * 1024):
         self.domain = domain
         self.schema = domain.domain
         self.call_seconds = call_seconds
@@ -57,6 +57,8 @@ class DomainRuntime:
         self.seed_snapshot = db.snapshot()
         db.close()
         self._snapshots: dict[str, bytes] = {}
+        self._cached = 0
+        self.snapshot_budget = snapshot_budget
 
     @property
     def name(self) -> str:
@@ -71,13 +73,15 @@ class DomainRuntime:
         return db
 
     def initial_snapshot(self, task: Task) -> bytes:
+        """The task's initial database, serialized; cached up to ``snapshot_budget`` bytes in all."""
         snap = self._snapshots.get(task.id)
         if snap is None:
             db = self.build_db(task.initial)
             snap = self._snapshots[task.id] = db.snapshot()
             db.close()
-            if len(self._snapshots) > 256:  # keep memory bounded for long runs
-                self._snapshots.pop(next(iter(self._snapshots)))
+            self._cached += len(snap)
+            while self._cached > self.snapshot_budget and len(self._snapshots) > 1:
+                self._cached -= len(self._snapshots.pop(next(iter(self._snapshots))))
         return snap
 
     def call(self, db: DomainDB, ctx: ToolContext, name: str, args: Any, tooldb: ToolDB | None = None) -> Outcome:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 import zlib
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import networkx as nx
@@ -181,7 +181,3 @@ class RowFactory:
                         r[col.name] = None if (col.nullable and self.rng.random() < 0.5) or not cands \
                             else self.rng.choice(cands)
         return {t.name: rows[t.name] for t in self.schema.tables}
-
-
-def iso_date(d: date) -> str:
-    return d.isoformat()

@@ -21,6 +21,7 @@ from typing import Any
 
 from core import expr as X
 from core.arrange import Arranger
+from core.backends import Backend, ProceduralBackend
 from core.blueprint import Operation, parse_blueprint
 from core.context import ToolContext
 from core.db import DomainDB, diff_states
@@ -92,8 +93,9 @@ def _human(name: str) -> str:
 
 class TaskGenerator:
     def __init__(self, domain: Domain, runtime: DomainRuntime | None = None, seed: int = 0, max_chain: int = 6,
-                 p_refusal: float = 0.15, p_distractors: float = 0.7):
+                 p_refusal: float = 0.15, p_distractors: float = 0.7, backend: Backend | None = None):
         self.domain = domain
+        self.backend = backend or ProceduralBackend()
         self.schema = domain.domain
         self.runtime = runtime or DomainRuntime(domain)
         self.seed, self.max_chain = seed, max_chain
@@ -405,7 +407,7 @@ class TaskGenerator:
                     initial=delta, scenario=Scenario(persona="", goal="", instruction=""),
                     ground_truth=GroundTruth(final_hash="", expected={}, communicate=[]),
                     identifications=idents, expansion=expansion,
-                    provenance=Provenance(backend="procedural", seed=self.seed,
+                    provenance=Provenance(backend=self.backend.name, seed=self.seed,
                                           blueprint_sha256=self.domain.provenance.blueprint_sha256,
                                           parents=[self.schema.name]),
                     review=Review())
@@ -514,8 +516,9 @@ class TaskGenerator:
         ask = "Please tell me the " + ", ".join(_human(v.label.split(".")[-1]) for v in values
                                                  if v.why != "what blocks the request") if not refused else ""
         tail = " If that is not possible, tell me exactly what is blocking it." if refused or len(goals) > 1 else ""
-        instruction = f"{who}I would like to {goal}.{tail} {ask + '.' if ask else ''}".strip()
-        for k, v in known.items():
+        draft = f"{who}I would like to {goal}.{tail} {ask + '.' if ask else ''}".strip()
+        instruction = self.backend.instruction(draft, known, persona_text)
+        for k, v in known.items():  # the rule check: every fact the agent needs is in the message
             if str(v) not in instruction:
                 raise Drop(f"the scenario does not state {k}")
         return Scenario(persona=persona_text, goal=goal, known=known, instruction=instruction)
