@@ -191,7 +191,8 @@ _NUMBER = re.compile(r"(?<![\w.\-])-?\d[\d,]*(?:\.\d+)?(?![\w\-]|\.\d)")
 def value_mentioned(value: Any, text: str) -> bool:
     """Is ``value`` stated in ``text``? Numbers in any usual format, words case-insensitively."""
     if isinstance(value, bool):
-        return norm_text("yes" if value else "no") in norm_text(text).split()
+        words = re.findall(r"\w+", text.casefold())
+        return ("yes" if value else "no") in words or ("true" if value else "false") in words
     if isinstance(value, int | float):
         # any number written in the text ("30", "30.0", "$30.00", "1,250.5"), not digits inside ids
         for m in _NUMBER.finditer(text):

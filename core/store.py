@@ -103,17 +103,20 @@ class WorkspaceError(RuntimeError):
     pass
 
 
-def workspace_url(location: str | os.PathLike | None = None) -> str:
-    """A SQLAlchemy URL for a workspace given as a URL, a directory, or nothing (env/default)."""
+def workspace_url(location: str | os.PathLike | None = None, create: bool = True) -> str:
+    """A SQLAlchemy URL for a workspace given as a URL, a directory, or nothing (env/default).
+
+    With ``create=False`` a local workspace that does not exist yet is an error rather than
+    a new empty one (so a mistyped path is reported, not silently created)."""
     loc = str(location) if location else os.environ.get("SCALEENV_WORKSPACE") or DEFAULT_DIR
     if "://" in loc:
         return loc
     path = Path(loc)
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path.resolve()}"
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(path / 'workspace.db').resolve()}"
+    db = path if path.suffix in (".db", ".sqlite", ".sqlite3") else path / "workspace.db"
+    if not create and not db.exists():
+        raise WorkspaceError(f"no workspace at {loc} (create one with: scaleenv synth --all --workspace {loc})")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db.resolve()}"
 
 
 def _now() -> str:
@@ -121,8 +124,8 @@ def _now() -> str:
 
 
 class Workspace:
-    def __init__(self, location: str | os.PathLike | None = None):
-        self.url = workspace_url(location)
+    def __init__(self, location: str | os.PathLike | None = None, create: bool = True):
+        self.url = workspace_url(location, create)
         try:
             self.engine = sa.create_engine(self.url)
         except Exception as e:  # bad URL, missing driver

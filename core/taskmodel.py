@@ -15,7 +15,7 @@ class ChainStep(Model):
     args: dict[str, Any]
     role: Literal["lookup", "goal"]
     expect: Literal["ok", "precondition"] = "ok"
-    sources: dict[str, str] = Field(default_factory=dict)  # param -> "user" | "step N" | "lookup N"
+    sources: dict[str, str] = Field(default_factory=dict)  # param -> "user" | "step" | "lookup"
 
 
 class StateDelta(Model):

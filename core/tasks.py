@@ -29,7 +29,7 @@ from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
 from core.interp import op_lookups
 from core.models import Domain, Provenance, Table
-from core.reward import RequiredValue, expected_from
+from core.reward import RequiredValue, expected_from, value_mentioned
 from core.seed import RowFactory, derive_seed
 from core.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
 
@@ -354,11 +354,16 @@ class TaskGenerator:
             for p in g.op.spec.params:
                 v = g.args.get(p.name)
                 if p.name in g.fixed:
-                    refs[(gi, p.name)] = Ref(f"the {_human(g.fixed[p.name])} from the previous step", "step")
+                    table = key_tables.get(p.name) or (p.column or p.name).split(".")[0]
+                    noun = _human(self.schema.table(table).singular) if self.schema.has_table(table) else "one"
+                    prev = goals[gi - 1].op
+                    made = any(isinstance(e, X.Insert) and e.table == table for e in prev.effects)
+                    refs[(gi, p.name)] = Ref(f"the {noun} you just created" if made else f"the same {noun}", "step")
                 elif p.name in key_tables:
                     refs[(gi, p.name)] = self._refer(db, key_tables[p.name], v, persona, rng)
                 elif v is not None:
-                    refs[(gi, p.name)] = Ref(str(v), "user", known={p.name: v})
+                    said = _human(v) if p.enum else str(v)  # the user says "flat tire", the tool takes flat_tire
+                    refs[(gi, p.name)] = Ref(said, "user", known={p.name: v})
         idents = [r.ident for r in refs.values() if r.ident is not None]
         if not self._identified(db, idents):
             raise Drop("the scenario's facts do not identify the records uniquely")
@@ -408,6 +413,7 @@ class TaskGenerator:
                     ground_truth=GroundTruth(final_hash="", expected={}, communicate=[]),
                     identifications=idents, expansion=expansion,
                     provenance=Provenance(backend=self.backend.name, seed=self.seed,
+                                          blueprint=self.domain.provenance.blueprint,
                                           blueprint_sha256=self.domain.provenance.blueprint_sha256,
                                           parents=[self.schema.name]),
                     review=Review())
@@ -455,6 +461,15 @@ class TaskGenerator:
                                         diff=diff_states(before, after, self.schema),
                                         outcome="refused" if refused else "completed")
         task.scenario = self._scenario(goals, refs, persona, uniq, refused)
+        # a value the user already said proves nothing: echoing the request must not score
+        fresh = [v for v in uniq if not value_mentioned(v.value, task.scenario.instruction)]
+        if refused and not any(v.why == "what blocks the request" for v in fresh):
+            raise Drop("what blocks the request is already in the user's words")
+        if not fresh:
+            raise Drop("every value to tell is already in the user's words")
+        if len(fresh) != len(uniq):
+            task.ground_truth.communicate = uniq = fresh
+            task.scenario = self._scenario(goals, refs, persona, uniq, refused)
         # verification: the oracle scores 1, doing nothing scores 0
         env.reset(task)
         for step in task.chain:
@@ -498,9 +513,15 @@ class TaskGenerator:
                 if slot not in text:
                     extra.append(f"{_human(p.name)}: {r.phrase}")
                     continue
-                if r.phrase.startswith(("the ", "my ", "me")):  # "bike {bike_id}" -> "the bike with serial X"
+                phrase = r.phrase
+                head = text[:text.index(slot)]
+                if phrase.startswith(("the ", "my ", "me")):  # "bike {bike_id}" -> "the bike with serial X"
                     text = re.sub(r"\b[a-z]+ " + re.escape(slot), slot, text, count=1)
-                text = text.replace(slot, r.phrase)
+                elif r.source == "user" and r.ident is not None:  # "bike {bike_id}" + "bike BK-7" -> "bike BK-7"
+                    noun = phrase.rsplit(" ", 1)[0] + " "
+                    if " " in phrase and head.endswith(noun):
+                        phrase = phrase.rsplit(" ", 1)[1]
+                text = text.replace(slot, phrase)
             phrases.append(text + (f" ({'; '.join(extra)})" if extra else ""))
         c = self.customer
         who = ""
@@ -513,13 +534,13 @@ class TaskGenerator:
         else:
             persona_text = "a colleague at the front desk"
         goal = phrases[0] if len(phrases) == 1 else "first " + phrases[0] + ", then " + ", then ".join(phrases[1:])
-        ask = "Please tell me the " + ", ".join(_human(v.label.split(".")[-1]) for v in values
-                                                 if v.why != "what blocks the request") if not refused else ""
+        labels = dict.fromkeys(_human(v.label.split(".")[-1]) for v in values if v.why != "what blocks the request")
+        ask = "Please tell me the " + ", ".join(labels) if labels and not refused else ""
         tail = " If that is not possible, tell me exactly what is blocking it." if refused or len(goals) > 1 else ""
         draft = f"{who}I would like to {goal}.{tail} {ask + '.' if ask else ''}".strip()
         instruction = self.backend.instruction(draft, known, persona_text)
         for k, v in known.items():  # the rule check: every fact the agent needs is in the message
-            if str(v) not in instruction:
+            if not value_mentioned(v, instruction):
                 raise Drop(f"the scenario does not state {k}")
         return Scenario(persona=persona_text, goal=goal, known=known, instruction=instruction)
 

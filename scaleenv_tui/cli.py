@@ -126,7 +126,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"domains": [s.model_dump() for s in summaries], "seconds": round(total, 3),
                           "workspace": ws.url}))
-    else:
+    elif summaries:
         _print_domains(summaries)
         print(f"\n{len(summaries)} domain(s) synthesized in {total:.1f} s into {ws.url}")
     return 1 if failed else 0
@@ -149,7 +149,7 @@ def cmd_domains(args: argparse.Namespace) -> int:
     from core.store import Workspace, WorkspaceError
 
     try:
-        ws = Workspace(args.workspace)
+        ws = Workspace(args.workspace, create=False)
         stats = ws.list_domains()
     except WorkspaceError as e:
         _err(str(e))

@@ -40,7 +40,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from core.taskmodel import Task
 
     try:
-        ws = Workspace(args.workspace)
+        ws = Workspace(args.workspace, create=False)
         names = _domains(ws, args.domains, args.all)
     except (WorkspaceError, ValueError) as e:
         _err(str(e))
@@ -83,7 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.store import Workspace, WorkspaceError
 
     try:
-        ws = Workspace(args.workspace)
+        ws = Workspace(args.workspace, create=False)
         tasks = ws.load_tasks(args.domain)
     except WorkspaceError as e:
         _err(str(e))
@@ -108,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.store import Workspace, WorkspaceError
 
     try:
-        ws = Workspace(args.workspace)
+        ws = Workspace(args.workspace, create=False)
         names = _domains(ws, args.domains, args.all)
         make_agent(args.agent)
     except (WorkspaceError, ValueError) as e:

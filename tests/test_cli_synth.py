@@ -77,8 +77,19 @@ def test_domains_honours_the_environment_variable(synthesized, capsys, monkeypat
 
 
 def test_domains_of_an_empty_workspace(tmp_path, capsys):
+    from core.store import Workspace
+
+    Workspace(tmp_path)  # created, nothing synthesized yet
     assert main(["domains", "--workspace", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["domains"] == []
+
+
+def test_reading_a_workspace_that_does_not_exist_is_an_error_not_a_new_one(tmp_path, capsys):
+    missing = tmp_path / "typo"
+    for argv in (["domains"], ["eval", "--agent", "oracle"], ["tasks", "generate", "--all"]):
+        assert main([*argv, "--workspace", str(missing)]) == 2
+        assert "no workspace at" in capsys.readouterr().err
+    assert not missing.exists()
 
 
 BAD = [

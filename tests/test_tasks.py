@@ -33,8 +33,10 @@ def test_generates_verified_tasks_with_the_expected_mix(generated):
     for t in tasks:
         assert t.ground_truth.communicate, "every task requires telling the user something"
         assert t.chain[-1].role == "goal"
-        for fact in t.scenario.known.values():
-            assert str(fact) in t.scenario.instruction
+        for fact in t.scenario.known.values():  # the rule check: the user states every fact needed
+            assert value_mentioned(fact, t.scenario.instruction)
+        for v in t.ground_truth.communicate:  # and never already says what the agent must find out
+            assert not value_mentioned(v.value, t.scenario.instruction)
 
 
 def test_oracle_scores_one_and_doing_nothing_scores_zero(generated, runtime):
