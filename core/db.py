@@ -269,12 +269,13 @@ class DomainDB:
         self.sync_counters()
 
     def sync_counters(self) -> None:
+        """Set each table's id counter past the highest numeric id suffix (PREFIX-0042 -> 42)."""
         for ti in self.tables.values():
-            n = 0
-            for (k,) in self.conn.execute(f'SELECT "{ti.pk}" FROM "{ti.name}"'):
-                tail = str(k).rsplit("-", 1)[-1]
-                if tail.isdigit():
-                    n = max(n, int(tail))
+            p = len(ti.prefix) + 2  # position after "PREFIX-"
+            n = self.conn.execute(
+                f'SELECT max(CAST(substr("{ti.pk}", {p}) AS INTEGER)) FROM "{ti.name}" '
+                f'WHERE substr("{ti.pk}", 1, {p - 1}) = ? AND substr("{ti.pk}", {p}) GLOB \'[0-9]*\' '
+                f'AND substr("{ti.pk}", {p}) NOT GLOB \'*[^0-9]*\'', (ti.prefix + "-",)).fetchone()[0] or 0
             self.conn.execute(f"UPDATE {COUNTERS} SET n = max(n, ?) WHERE tbl = ?", (n, ti.name))
 
     def changes(self) -> dict[str, dict[Any, dict | None]]:
