@@ -189,6 +189,19 @@ class Workspace:
             return [DomainStats.model_validate_json(s)
                     for s in c.execute(sa.select(domains_t.c.stats_json).order_by(domains_t.c.name)).scalars()]
 
+    def task_counts(self) -> dict[str, dict[str, int]]:
+        """Per domain: how many tasks, and how many pending / approved / rejected."""
+        q = (sa.select(domains_t.c.name, tasks_t.c.review_status, sa.func.count())
+             .join(tasks_t, tasks_t.c.domain_id == domains_t.c.id)
+             .group_by(domains_t.c.name, tasks_t.c.review_status))
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as c:
+            for name, status, n in c.execute(q):
+                d = out.setdefault(name, {"tasks": 0, "pending": 0, "approved": 0, "rejected": 0})
+                d[status] = n
+                d["tasks"] += n
+        return out
+
     def load_domain(self, name: str) -> Domain:
         with self.engine.connect() as c:
             did = self._domain_id(c, name)

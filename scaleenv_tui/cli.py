@@ -132,16 +132,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_domains(stats: list[Any]) -> None:
+def _print_domains(stats: list[Any], counts: dict[str, dict[str, int]] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title="Domains")
-    for col in ("domain", "tables", "rows", "tools", "passed", "tests", "passed ", "edges", "density", "s"):
-        t.add_column(col, justify="left" if col == "domain" else "right")
+    cols = ["domain", "tables", "rows", "tools", "passed", "tests", "passed ", "edges", "density", "s"]
+    if counts is not None:
+        cols += ["tasks", "approved"]
+    for col in cols:
+        if col == "domain":
+            t.add_column(col, no_wrap=True, min_width=max(len(s.name) for s in stats) if stats else 6)
+        else:
+            t.add_column(col, justify="right")
     for s in stats:
-        t.add_row(s.name, str(s.tables), str(s.rows), str(s.tools), str(s.tools_passed), str(s.tests),
-                  str(s.tests_passed), str(s.edges), f"{s.density:.3f}", f"{s.seconds:.2f}")
+        row = [s.name, str(s.tables), str(s.rows), str(s.tools), str(s.tools_passed), str(s.tests),
+               str(s.tests_passed), str(s.edges), f"{s.density:.3f}", f"{s.seconds:.2f}"]
+        if counts is not None:
+            c = counts.get(s.name, {})
+            row += [str(c.get("tasks", 0)), str(c.get("approved", 0))]
+        t.add_row(*row)
     Console(width=max(110, Console().width)).print(t)
 
 
@@ -151,15 +161,18 @@ def cmd_domains(args: argparse.Namespace) -> int:
     try:
         ws = Workspace(args.workspace, create=False)
         stats = ws.list_domains()
+        counts = ws.task_counts()
     except WorkspaceError as e:
         _err(str(e))
         return 2
+    empty = {"tasks": 0, "pending": 0, "approved": 0, "rejected": 0}
     if args.json:
-        print(json.dumps({"domains": [s.model_dump() for s in stats], "workspace": ws.url}))
+        print(json.dumps({"domains": [{**s.model_dump(), **counts.get(s.name, empty)} for s in stats],
+                          "workspace": ws.url}))
     elif not stats:
         print(f"no domains in {ws.url}; run: scaleenv synth --all")
     else:
-        _print_domains(stats)
+        _print_domains(stats, counts)
     return 0
 
 
@@ -210,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; nothing half-written was kept")
         return 130
+    except BrokenPipeError:  # e.g. `scaleenv domains --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

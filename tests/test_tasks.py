@@ -198,6 +198,9 @@ def test_tasks_cli_generate_export_eval(tmp_path, capsys, bike_domain):
     tasks = ws.load_tasks("bike_rental")
     ws.set_review(tasks[0].id, "approved", "looks right")
     assert ws.load_tasks("bike_rental")[0].review.status == "approved"
+    assert main(["domains", "--workspace", w, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["domains"][0]
+    assert (listed["tasks"], listed["approved"], listed["pending"]) == (12, 1, 11)
     dest = tmp_path / "out.jsonl"
     assert main(["tasks", "export", "bike_rental", "--out", str(dest), "--workspace", w]) == 0
     lines = dest.read_text().splitlines()
