@@ -6,6 +6,7 @@ message, and after an error the database is exactly as it was.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -60,29 +61,36 @@ class Loaded:
 DOMAINS = {p.stem: p for p in SAMPLES}
 
 
-@pytest.fixture(scope="module", params=sorted(DOMAINS))
-def loaded(request):
-    d = Loaded(DOMAINS[request.param])
-    yield d
-    d.db.close()
+@functools.lru_cache(maxsize=2)
+def loaded(domain: str) -> Loaded:
+    return Loaded(DOMAINS[domain])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _tool_ids() -> list[tuple[str, str]]:
+    """Every (domain, tool) pair of the sample domains, so no tool is left to chance."""
+    from core.blueprint import load_blueprint
+
+    return [(d, op.name) for d in sorted(DOMAINS) for op in load_blueprint(DOMAINS[d]).operations]
+
+
+@pytest.mark.parametrize("domain,tool", _tool_ids(), ids=lambda x: x)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_tools_never_crash_and_errors_leave_state_unchanged(loaded, data):
-    op, fn, validate = data.draw(st.sampled_from(loaded.tools), label="tool")
+def test_tools_never_crash_and_errors_leave_state_unchanged(domain, tool, data):
+    env = loaded(domain)
+    op, fn, validate = next(t for t in env.tools if t[0].name == tool)
     cols = {p.name: p.column for p in op.spec.params}
     props = op.spec.parameters["properties"]
     shaped = st.fixed_dictionaries(
-        {k: loaded.value(s, cols.get(k)) for k, s in props.items()},
+        {k: env.value(s, cols.get(k)) for k, s in props.items()},
         optional={"unexpected": JUNK},
     )
     args = data.draw(st.one_of(shaped, shaped, shaped, JUNK), label="arguments")
-    db = loaded.db
+    db = env.db
     before = db.state_hash()
     db.conn.execute("BEGIN")
     try:
-        out = invoke(fn, validate, db, loaded.ctx, args, seconds=2.0)
+        out = invoke(fn, validate, db, env.ctx, args, seconds=2.0)
         if not out.ok:
             assert out.error["kind"] in {"invalid_argument", "not_found", "precondition"}, out.error
             assert out.error["message"]
