@@ -185,7 +185,8 @@ def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[li
     return reasons, mism
 
 
-_NUMBER = re.compile(r"(?<![\w.\-])-?\d[\d,]*(?:\.\d+)?(?![\w\-]|\.\d)")
+# a number standing on its own: not digits inside ids (RNT-0061), dates (2026-04-01) or phones
+_NUMBER = re.compile(r"(?<![\w.\-])-?\d[\d,]*(?:\.\d+)?(?!\w|\.\d|-\d)")
 
 
 def value_mentioned(value: Any, text: str) -> bool:

@@ -341,6 +341,11 @@ class TaskGenerator:
         refusal = r1 < self.p_refusal if refusal is None else refusal
         distract = r2 < self.p_distractors if distract is None else distract
         goals = self._pick_goals(rng, min_goals)
+        if refusal:  # end the chain at the last goal whose refusal the user can be shown
+            last = max((i for i, g in enumerate(goals) if self._refusable(g.op)), default=None)
+            if last is None:
+                raise Drop("no requirement of the goal can be shown to the user")
+            goals = goals[:last + 1]
         db = self._arrange(rng, goals, refusal)
         # check the whole chain runs from the initial state, and resolve step-fed arguments
         sim = DomainDB.from_snapshot(self.schema, db.snapshot())
