@@ -145,7 +145,7 @@ class TaskGenerator:
     def _pick_goals(self, rng: random.Random, min_goals: int = 1) -> list[Goal]:
         first = rng.choice(self.goals)
         goals = [Goal(first, {}, {})]
-        want = max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0])
+        want = min(self.max_chain, max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0]))
         while len(goals) < want:
             prev = goals[-1].op
             succ = []
@@ -242,6 +242,17 @@ class TaskGenerator:
         return None
 
     def _refer(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
+        ref = self._refer_by(db, table, key, persona, rng)
+        new = [lk for lk in ref.lookups if lk not in self._planned]
+        if len(new) > self._budget:  # the chain may not grow past --max-chain: the user gives the id
+            t = self.schema.table(table)
+            return Ref(f"{_human(t.singular)} {key}", "user", [],
+                       Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key})
+        self._budget -= len(new)
+        self._planned += new
+        return ref
+
+    def _refer_by(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
         t = self.schema.table(table)
         c = self.customer
         email_col = next((col.name for col in c.columns if col.type == "email" and col.unique), None) if c else None
@@ -265,7 +276,7 @@ class TaskGenerator:
                         if val is None or isinstance(val, bool) or sum(s[d.name] == val for s in sib) != 1:
                             continue
                         if tool and rng.random() < 0.85:
-                            pref = self._refer(db, c.name, persona[c.primary_key], persona, rng)
+                            pref = self._refer_by(db, c.name, persona[c.primary_key], persona, rng)
                             return Ref(f"my {_human(t.singular)} whose {_human(d.name)} is {val}", "lookup",
                                        [*pref.lookups, (tool, {col.name: row[col.name]})],
                                        Identification(table=table, filters={col.name: row[col.name], d.name: val},
@@ -353,6 +364,7 @@ class TaskGenerator:
         sim.close()
 
         persona = self._persona(db, goals, rng)
+        self._budget, self._planned = self.max_chain - len(goals), []
         refs: dict[tuple[int, str], Ref] = {}
         for gi, g in enumerate(goals):
             key_tables = {lk.key.name: lk.table for lk in op_lookups(g.op) if isinstance(lk.key, X.Param)}

@@ -75,6 +75,12 @@ def test_identifications_are_unique_in_the_initial_state(generated, runtime):
         db.close()
 
 
+def test_max_chain_is_respected_even_when_tight(bike_domain, runtime):
+    tasks, stats = TaskGenerator(bike_domain, runtime, seed=5, max_chain=1).generate(10)
+    assert stats.verified == 10
+    assert all(len(t.chain) == 1 for t in tasks)
+
+
 def test_same_seed_same_tasks(bike_domain, runtime):
     a, _ = TaskGenerator(bike_domain, runtime, seed=9).generate(8)
     b, _ = TaskGenerator(bike_domain, runtime, seed=9).generate(8)
