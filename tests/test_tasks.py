@@ -217,3 +217,35 @@ def test_tasks_cli_generate_export_eval(tmp_path, capsys, bike_domain):
     assert res["tasks"] == 12 and res["pass_rate"] == 1.0
     assert main(["eval", "nope", "--workspace", w]) == 2
     assert "no domain 'nope'" in capsys.readouterr().err
+
+
+def test_state_hash_is_canonical_and_the_diff_is_readable(bike_domain, runtime):
+    from core.db import diff_states
+    from core.taskmodel import StateDelta
+
+    a, b = runtime.build_db(StateDelta()), runtime.build_db(StateDelta())
+    start = a.state_hash()
+    assert b.state_hash() == start
+    new = "closed" if a.get("riders", "RDR-0001")["status"] != "closed" else "active"
+    bike = "repair" if a.get("bikes", "BK-0001")["status"] != "repair" else "available"
+    # the same end state reached in another order, and through a row that came and went
+    a.update("riders", "RDR-0001", {"status": new})
+    a.update("bikes", "BK-0001", {"status": bike})
+    b.update("bikes", "BK-0001", {"status": bike})
+    b.insert("payments", {"rider_id": "RDR-0002", "amount": 5.0, "kind": "top_up", "created_at": "2026-03-02T09:00:00"})
+    b.delete("payments", b.keys("payments")[-1])
+    b.update("riders", "RDR-0001", {"status": new})
+    assert a.state_hash() == b.state_hash() != start
+    # rows stored in another physical order hash the same
+    c = runtime.build_db(StateDelta())
+    rows = c.select("stations")
+    for r in rows:
+        c.delete("stations", r["station_id"])
+    for r in reversed(rows):
+        c.insert("stations", r)
+    assert c.state_hash() == start
+    before = runtime.build_db(StateDelta()).dump()
+    d = diff_states(before, a.dump(), bike_domain.domain)
+    assert d["riders"]["updated"][0]["key"] == "RDR-0001"
+    assert d["riders"]["updated"][0]["changes"]["status"][1] == new
+    assert set(d) == {"riders", "bikes"}
