@@ -57,6 +57,7 @@ class DomainRuntime:
         self.seed_snapshot = db.snapshot()
         db.close()
         self._snapshots: dict[str, bytes] = {}
+        self._schemas: list[dict[str, Any]] | None = None
         self._cached = 0
         self.snapshot_budget = snapshot_budget
 
@@ -65,7 +66,10 @@ class DomainRuntime:
         return self.schema.name
 
     def tool_schemas(self) -> list[dict[str, Any]]:
-        return [t.schema() for t in self.tools.values()]
+        """Every verified tool as a function definition (built once; treat as read-only)."""
+        if self._schemas is None:
+            self._schemas = [t.schema() for t in self.tools.values()]
+        return self._schemas
 
     def build_db(self, delta: StateDelta) -> DomainDB:
         db = DomainDB.from_snapshot(self.schema, self.seed_snapshot)
