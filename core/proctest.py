@@ -103,7 +103,7 @@ class CaseBuilder:
             notes.append("no state satisfies its requirements (could not build a happy path)")
             return out, notes
         if any(isinstance(e, X.Compare) and e.op in ("<", "<=", ">", ">=") for e, _ in op.requires):
-            got = self._arranged(boundary=True)
+            got = self._arranged(boundary=True, near_misses=True)
             if got:
                 out.append(PreparedCase(TestCase(name="boundary values", kind="boundary", args=got[0], expect="ok"),
                                         got[1]))
