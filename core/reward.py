@@ -103,45 +103,67 @@ def _order(schema: DomainSchema) -> list:
     return hit[1]
 
 
-def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[list[str], list[dict]]:
-    """Compare the rows the agent or the ground truth wrote. Returns (reasons, mismatches)."""
+def _ref_equal(col: Column, exp: Any, act: Any, idmap: dict[Any, Any]) -> bool:
+    if col.type == "ref" and exp in idmap:
+        return idmap[exp] == act
+    return values_equal(col, exp, act)
+
+
+def _new_rows(schema: DomainSchema, db: Any, expected: Expected) -> list[tuple[Any, list, list, list]]:
+    """Per table (in reference order): compared columns, expected and actual inserted rows."""
+    out = []
+    for t in _order(schema):
+        pre = db.before.get(t.name, {})
+        gold = expected.inserted.get(t.name, [])
+        actual = [r for k, old in pre.items() if old is None and (r := db.get(t.name, k)) is not None]
+        if gold or actual:
+            cols = [c for c in t.columns if _policy(c, c.name == t.primary_key) != "exempt"]
+            out.append((t, cols, gold, actual))
+    return out
+
+
+def _matchings(tables: list, i: int, idmap: dict[Any, Any]):
+    """Every way to pair expected with actual inserted rows (depth first), as id maps."""
+    if i == len(tables):
+        yield dict(idmap)
+        return
+    t, cols, gold, actual = tables[i]
+    if len(gold) != len(actual):
+        return
+    pk = t.primary_key
+
+    def assign(j: int, used: set[int]):
+        if j == len(gold):
+            yield from _matchings(tables, i + 1, idmap)
+            return
+        g = gold[j]
+        for n, a in enumerate(actual):
+            if n not in used and all(_ref_equal(c, g[c.name], a[c.name], idmap) for c in cols):
+                idmap[g[pk]] = a[pk]
+                used.add(n)
+                yield from assign(j + 1, used)
+                used.discard(n)
+                del idmap[g[pk]]
+
+    yield from assign(0, set())
+
+
+def _greedy_new(tables: list, idmap: dict[Any, Any]) -> tuple[list[str], list[dict]]:
+    """First-fit pairing of inserted rows, with reasons for what does not pair (diagnostics)."""
     reasons: list[str] = []
     mism: list[dict] = []
-    idmap: dict[Any, Any] = {}  # expected new id -> actual new id
-    before = db.before
-
-    def ref_equal(col: Column, exp: Any, act: Any) -> bool:
-        if col.type == "ref" and exp in idmap:
-            return idmap[exp] == act
-        return values_equal(col, exp, act)
-
-    # inserted rows, tables in reference order so inserted references resolve
-    for t in _order(schema):
+    for t, cols, gold, actual in tables:
         pk = t.primary_key
-        pre = before.get(t.name, {})
-        gold = expected.inserted.get(t.name, [])
-        if not gold and not pre:
-            continue
-        actual_new = []
-        for key, old in pre.items():
-            if old is None:
-                row = db.get(t.name, key)
-                if row is not None:
-                    actual_new.append(row)
-        cols = [c for c in t.columns if _policy(c, c.name == pk) != "exempt"]
-        unmatched = list(actual_new)
+        unmatched = list(actual)
         for g in gold:
-            hit = None
-            for a in unmatched:
-                if all(ref_equal(c, g[c.name], a[c.name]) for c in cols):
-                    hit = a
-                    break
+            hit = next((a for a in unmatched if all(_ref_equal(c, g[c.name], a[c.name], idmap) for c in cols)),
+                       None)
             if hit is None:
                 best = min(unmatched, default=None,
-                           key=lambda a: sum(not ref_equal(c, g[c.name], a[c.name]) for c in cols))
+                           key=lambda a: sum(not _ref_equal(c, g[c.name], a[c.name], idmap) for c in cols))
                 diffs = [] if best is None else [
                     {"table": t.name, "row": f"new row like {g[pk]}", "column": c.name, "expected": g[c.name],
-                     "actual": best[c.name]} for c in cols if not ref_equal(c, g[c.name], best[c.name])]
+                     "actual": best[c.name]} for c in cols if not _ref_equal(c, g[c.name], best[c.name], idmap)]
                 reasons.append(f"{t.name}: an expected new row is missing"
                                + (f" (closest differs in {', '.join(d['column'] for d in diffs)})" if diffs else ""))
                 mism += diffs or [{"table": t.name, "row": "new row", "column": "*", "expected": g, "actual": None}]
@@ -151,11 +173,17 @@ def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[li
         for a in unmatched:
             reasons.append(f"{t.name}: unexpected new row {a[pk]}")
             mism.append({"table": t.name, "row": a[pk], "column": "*", "expected": None, "actual": a})
+    return reasons, mism
 
-    # existing rows: written by the agent or by the ground truth
+
+def _existing_rows(schema: DomainSchema, db: Any, expected: Expected, idmap: dict[Any, Any]
+                   ) -> tuple[list[str], list[dict]]:
+    """Rows that existed before, written by the agent or by the ground truth."""
+    reasons: list[str] = []
+    mism: list[dict] = []
     for t in schema.tables:
         pk = t.primary_key
-        pre = before.get(t.name, {})
+        pre = db.before.get(t.name, {})
         upd = expected.updated.get(t.name, {})
         dele = set(map(str, expected.deleted.get(t.name, [])))
         keys = {k for k, old in pre.items() if old is not None} | set(upd) | dele
@@ -178,11 +206,34 @@ def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[li
             for c in t.columns:
                 if _policy(c, False) == "exempt" or c.name == pk:
                     continue
-                if not ref_equal(c, exp[c.name], actual[c.name]):
+                if not _ref_equal(c, exp[c.name], actual[c.name], idmap):
                     reasons.append(f"{t.name}[{key}].{c.name}: expected {exp[c.name]!r}, got {actual[c.name]!r}")
                     mism.append({"table": t.name, "row": key, "column": c.name, "expected": exp[c.name],
                                  "actual": actual[c.name]})
     return reasons, mism
+
+
+MAX_PAIRINGS = 200
+
+
+def compare_state(schema: DomainSchema, db: Any, expected: Expected) -> tuple[list[str], list[dict]]:
+    """Compare the rows the agent or the ground truth wrote. Returns (reasons, mismatches).
+
+    Inserted rows are paired with the expected ones by content (generated ids and timestamps
+    aside), following references between inserted rows through the pairing. When identical new
+    rows could pair several ways, each pairing is tried (up to ``MAX_PAIRINGS``) so a correct
+    state is never failed by an unlucky first choice."""
+    tables = _new_rows(schema, db, expected)
+    if tables:
+        for n, idmap in enumerate(_matchings(tables, 0, {})):
+            if not _existing_rows(schema, db, expected, idmap)[1]:
+                return [], []
+            if n + 1 >= MAX_PAIRINGS:
+                break
+    idmap: dict[Any, Any] = {}
+    reasons, mism = _greedy_new(tables, idmap)
+    more_reasons, more = _existing_rows(schema, db, expected, idmap)
+    return reasons + more_reasons, mism + more
 
 
 # a number standing on its own: not digits inside ids (RNT-0061), dates (2026-04-01) or phones

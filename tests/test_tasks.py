@@ -249,3 +249,60 @@ def test_state_hash_is_canonical_and_the_diff_is_readable(bike_domain, runtime):
     assert d["riders"]["updated"][0]["key"] == "RDR-0001"
     assert d["riders"]["updated"][0]["changes"]["status"][1] == new
     assert set(d) == {"riders", "bikes"}
+
+
+MINI = """
+domain: mini
+tables:
+  customers:
+    rows: 2
+    columns:
+      customer_id: id CUS
+      name: name
+  orders:
+    rows: 1
+    columns:
+      order_id: id ORD
+      customer_id: ref customers
+      note: text
+  lines:
+    rows: 1
+    columns:
+      line_id: id LIN
+      order_id: ref orders
+      qty: int 1..9
+"""
+
+
+def test_identical_new_rows_pair_whichever_way_the_references_need():
+    from core.blueprint import parse_blueprint
+    from core.db import DomainDB
+    from core.reward import expected_from
+    from core.seed import RowFactory
+
+    bp = parse_blueprint(MINI, "mini.yaml")
+    rows = RowFactory(bp.schema, 0).seed_rows()
+
+    def fresh():
+        db = DomainDB(bp.schema)
+        db.load(rows)
+        db.mark()
+        return db
+
+    def make(db, qty_first, qty_second, swap=False):
+        a = db.insert("orders", {"customer_id": "CUS-0001", "note": "gift"})["order_id"]
+        b = db.insert("orders", {"customer_id": "CUS-0001", "note": "gift"})["order_id"]
+        first, second = (b, a) if swap else (a, b)
+        db.insert("lines", {"order_id": first, "qty": qty_first})
+        db.insert("lines", {"order_id": second, "qty": qty_second})
+
+    gold = fresh()
+    make(gold, 1, 2)
+    exp = expected_from(gold.before, gold)
+    agent = fresh()
+    make(agent, 1, 2, swap=True)  # the same state up to which new order is which
+    assert compare_state(bp.schema, agent, exp) == ([], [])
+    wrong = fresh()
+    make(wrong, 1, 3)
+    reasons, mism = compare_state(bp.schema, wrong, exp)
+    assert mism and any("lines" in r for r in reasons)
