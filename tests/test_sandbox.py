@@ -111,8 +111,8 @@ def bike_db(bike_bp):
 
 LOOPS = [
     ("while True", "while True:\n    pass"),
-    ("for over a huge range", "n = 0\nfor i in range(9999999):\n    n += i\nreturn n"),
-    ("comprehension over a huge range", "return len([i for i in range(9999999)])"),
+    ("nested for over large ranges", "n = 0\nfor i in range(999999):\n    for j in range(999999):\n        n += j\nreturn n"),
+    ("comprehension over large ranges", "return len([i for i in range(999999) for j in range(999999)])"),
     ("nested comprehension", "return sum([i * j for i in range(5000) for j in range(5000)])"),
     ("for over a generator that never ends", "def gen():\n    while True:\n        yield 1\nfor i in gen():\n    pass"),
 ]
@@ -239,3 +239,26 @@ def test_a_tool_cannot_reach_the_filesystem_through_the_database(tmp_path, bike_
     out = invoke(load_tool(src, "t"), NO_ARGS, db, ctx, {})
     assert out.ok and out.result == []  # the value is bound as a parameter, never spliced into SQL
     assert not target.exists()
+
+
+@pytest.mark.parametrize("src,reason", [
+    ("NotFound.kind = 'precondition'\ndef t(db, ctx):\n    return 1\n", "module level assignments"),
+    ("def t(db, ctx):\n    NotFound.kind = 'ok'\n    return 1\n", "assigning or deleting attributes"),
+    ("import math\ndef t(db, ctx):\n    math.floor = abs\n    return 1\n", "assigning or deleting attributes"),
+    ("import itertools\nX = list(itertools.chain(range(9)))\ndef t(db, ctx):\n    return X\n", "literal constant"),
+    ("def t(db, ctx):\n    return 1\nt = 5\n", "both a function and a constant"),
+    ("len('x')\ndef t(db, ctx):\n    return 1\n", "module level code does not run"),
+    ("import range\ndef t(db, ctx):\n    return 1\n", "not allowed"),
+])
+def test_tool_code_cannot_change_the_engine_or_run_at_load(src, reason):
+    from core.context import NotFound as NF
+
+    with pytest.raises(PolicyViolation, match=reason):
+        load_tool(src, "t")
+    assert NF.kind == "not_found"
+
+
+def test_a_range_too_large_is_refused_when_it_runs(bike_db):
+    db, ctx = bike_db
+    out = invoke(load_tool(tool("return len(range(5_000_000))"), "t"), NO_ARGS, db, ctx, {}, seconds=1.0)
+    assert out.error["kind"] == "internal" and "1,000,000" in out.error["message"]
