@@ -87,6 +87,23 @@ class RandomAgent:
         return {"say": "Here is what I found: " + ", ".join(map(str, said))}
 
 
+class GuesserAgent:
+    """Calls nothing and names every value the schema lets it guess (all enum values, yes/no).
+
+    A floor for reward gaming: it must never score, since doing nothing changes no state and
+    every task asks for something that has to be looked up."""
+
+    def __init__(self, schema: Any):
+        words = sorted({v for t in schema.tables for c in t.columns for v in c.values})
+        self.text = "It is one of: " + ", ".join(words) + ". yes / no."
+
+    def start(self, task: Task, observation: dict[str, Any]) -> None:
+        pass
+
+    def act(self, last: dict[str, Any] | None) -> dict[str, Any]:
+        return {"say": self.text}
+
+
 @dataclass
 class Episode:
     task_id: str
@@ -112,9 +129,14 @@ def run_episode(env: Environment, task: Task, agent: Agent, max_steps: int = 30)
     return ep
 
 
-def make_agent(name: str, seed: int = 0) -> Agent:
+AGENTS = ("oracle", "random", "guesser")
+
+
+def make_agent(name: str, seed: int = 0, schema: Any = None) -> Agent:
     if name == "oracle":
         return OracleAgent()
     if name == "random":
         return RandomAgent(seed)
-    raise ValueError(f"unknown agent {name!r}: use oracle or random")
+    if name == "guesser" and schema is not None:
+        return GuesserAgent(schema)
+    raise ValueError(f"unknown agent {name!r}: use {', '.join(AGENTS)}")

@@ -107,6 +107,7 @@ class TaskGenerator:
         self.ctx = ToolContext(self.schema.clock)
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
         self.customer = self._customer_table()
+        self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
 
     # ------------------------------------------------------------------ helpers
@@ -484,6 +485,14 @@ class TaskGenerator:
             raise Drop("what blocks the request is already in the user's words")
         if not fresh:
             raise Drop("every value to tell is already in the user's words")
+        writes = any(g.op.spec.kind == "write" and g.expect == "ok" for g in goals)
+        empty = not (expected.inserted or expected.updated or expected.deleted)
+        if writes and empty:
+            raise Drop("the goals undo each other: nothing in the final state to check")
+        if empty and all(self._guessable(v.value) for v in fresh):
+            # with no state change to check, the agent must report something it could only
+            # have looked up; a status word could be guessed from the schema
+            raise Drop("nothing to check but values that could be guessed")
         if len(fresh) != len(uniq):
             task.ground_truth.communicate = uniq = fresh
             task.scenario = self._scenario(goals, refs, persona, uniq, refused)
@@ -502,8 +511,10 @@ class TaskGenerator:
     def _values(self, op: Operation, out: dict) -> list[RequiredValue]:
         if not out["ok"]:
             obs = out["error"].get("observed") or {}
-            return [RequiredValue(value=v, label=k, why="what blocks the request")
-                    for k, v in obs.items() if "(" not in k and not _trivial(v)][:1]
+            cands = [RequiredValue(value=v, label=k, why="what blocks the request")
+                     for k, v in obs.items() if "(" not in k and not _trivial(v)]
+            cands.sort(key=lambda r: self._guessable(r.value))  # a balance or a date before a status word
+            return cands[:1]
         res = out["result"]
         if not isinstance(res, dict):
             return []
@@ -513,6 +524,10 @@ class TaskGenerator:
             fields = [f for f in ([pk] if pk else []) + list(res) if f in res and not _trivial(res[f])][:1]
         label = op.spec.returns.table or op.name
         return [RequiredValue(value=res[f], label=f"{label}.{f}", why=f"result of {op.name}") for f in fields]
+
+    def _guessable(self, value: Any) -> bool:
+        """A value any agent could name without looking: an enum value or a boolean of the domain."""
+        return isinstance(value, bool) or (isinstance(value, str) and value in self._enum_values)
 
     def _scenario(self, goals: list[Goal], refs: dict, persona: dict | None, values: list[RequiredValue],
                   refused: bool) -> Scenario:

@@ -110,7 +110,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         ws = Workspace(args.workspace, create=False)
         names = _domains(ws, args.domains, args.all)
-        make_agent(args.agent)
+        if args.agent not in ("oracle", "random", "guesser"):
+            raise ValueError(f"unknown agent {args.agent!r}")
     except (WorkspaceError, ValueError) as e:
         _err(str(e))
         return 2
@@ -125,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         env = Environment(runtime)
         ok = 0
         for i, task in enumerate(tasks):
-            ep = run_episode(env, task, make_agent(args.agent, seed=args.seed * 100_003 + i))
+            ep = run_episode(env, task, make_agent(args.agent, seed=args.seed * 100_003 + i, schema=runtime.schema))
             ok += ep.reward.reward == 1.0
         env.close()
         per.append({"name": name, "tasks": len(tasks), "passed": ok, "pass_rate": round(ok / len(tasks), 4)})
@@ -167,7 +168,9 @@ def add_commands(sub: Any, common: Any) -> None:
     v = sub.add_parser("eval", help="run an agent on the stored tasks and report the pass rate")
     v.add_argument("domains", nargs="*", metavar="DOMAIN")
     v.add_argument("--all", action="store_true", help="every domain (the default when none is named)")
-    v.add_argument("--agent", default="oracle", choices=["oracle", "random"])
+    v.add_argument("--agent", default="oracle", choices=["oracle", "random", "guesser"],
+                   help="oracle replays the ground truth; random calls random tools; guesser does nothing "
+                        "and names every enum value (a reward-gaming floor)")
     v.add_argument("--seed", type=int, default=0)
     common(v)
     v.set_defaults(fn=cmd_eval)

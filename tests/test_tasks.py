@@ -57,6 +57,23 @@ def test_random_agent_rarely_scores(generated, runtime):
     assert wins <= 2
 
 
+def test_naming_every_guessable_value_never_scores(generated, runtime):
+    from core.agents import GuesserAgent
+
+    tasks, _ = generated
+    env = Environment(runtime)
+    assert sum(run_episode(env, t, GuesserAgent(runtime.schema)).reward.reward for t in tasks) == 0
+
+
+def test_no_completed_task_has_an_empty_final_state_with_writes(generated):
+    tasks, _ = generated
+    for t in tasks:
+        e = t.ground_truth.expected
+        if not (e.inserted or e.updated or e.deleted):
+            assert any(not isinstance(v.value, str) or v.value.count("-") or " " in v.value
+                       or any(ch.isdigit() for ch in v.value) for v in t.ground_truth.communicate), t.id
+
+
 def test_refusal_tasks_expect_no_change_and_the_blocking_value(generated):
     tasks, _ = generated
     refusals = [t for t in tasks if t.is_refusal]
