@@ -78,10 +78,10 @@ class DomainRuntime:
 
     def initial_snapshot(self, task: Task) -> bytes:
         """The task's initial database, serialized; cached up to ``snapshot_budget`` bytes in all."""
-        snap = self._snapshots.get(task.id)
+        snap = self._snapshots.get(task.state_key)
         if snap is None:
             db = self.build_db(task.initial)
-            snap = self._snapshots[task.id] = db.snapshot()
+            snap = self._snapshots[task.state_key] = db.snapshot()
             db.close()
             self._cached += len(snap)
             while self._cached > self.snapshot_budget and len(self._snapshots) > 1:
@@ -149,13 +149,13 @@ class Environment:
         if task is None:
             raise ValueError("reset() needs a task the first time")
         conn = self.db.conn
-        if self._loaded == task.id:
+        if self._loaded == task.state_key:
             conn.execute("ROLLBACK")
         else:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.deserialize(self.runtime.initial_snapshot(task))
-            self._loaded = task.id
+            self._loaded = task.state_key
         conn.execute("BEGIN")
         self.db.before = {}
         self.task = task

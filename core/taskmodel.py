@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from core.models import Model, Provenance
 from core.reward import Expected, RequiredValue
@@ -68,6 +69,19 @@ class Task(Model):
     expansion: list[str] = Field(default_factory=list)  # "distractors", "extended", "refusal"
     provenance: Provenance = Field(default_factory=Provenance)
     review: Review = Field(default_factory=Review)
+
+    _state_key: tuple[int, str] | None = PrivateAttr(default=None)
+
+    @property
+    def state_key(self) -> str:
+        """Identifies the initial state: the id alone is not enough (regenerated tasks reuse ids).
+
+        Cached per ``initial`` object; treat a task's initial state as immutable once used."""
+        key = self._state_key
+        if key is None or key[0] != id(self.initial):
+            digest = hashlib.sha256(self.initial.model_dump_json().encode()).hexdigest()[:16]
+            key = self._state_key = (id(self.initial), f"{self.id}:{digest}")
+        return key[1]
 
     @property
     def is_refusal(self) -> bool:

@@ -323,3 +323,19 @@ def test_identical_new_rows_pair_whichever_way_the_references_need():
     make(wrong, 1, 3)
     reasons, mism = compare_state(bp.schema, wrong, exp)
     assert mism and any("lines" in r for r in reasons)
+
+
+def test_a_regenerated_task_with_the_same_id_gets_its_own_initial_state(generated, runtime):
+    tasks, _ = generated
+    t = tasks[0]
+    other = t.model_copy(deep=True)
+    seed_row = runtime.build_db(type(t.initial)()).get("riders", "RDR-0003")
+    other.initial = type(t.initial)(upsert={**t.initial.upsert, "riders": [
+        *[r for r in t.initial.upsert.get("riders", []) if r["rider_id"] != "RDR-0003"],
+        {**seed_row, "name": "Someone Else Entirely"}]}, delete=t.initial.delete)
+    env = Environment(runtime, t)
+    assert env.db.get("riders", "RDR-0003")["name"] != "Someone Else Entirely"
+    env.reset(other)
+    assert env.db.get("riders", "RDR-0003")["name"] == "Someone Else Entirely"
+    env.reset(t)
+    assert env.db.get("riders", "RDR-0003")["name"] != "Someone Else Entirely"
