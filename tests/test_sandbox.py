@@ -262,3 +262,20 @@ def test_a_range_too_large_is_refused_when_it_runs(bike_db):
     db, ctx = bike_db
     out = invoke(load_tool(tool("return len(range(5_000_000))"), "t"), NO_ARGS, db, ctx, {}, seconds=1.0)
     assert out.error["kind"] == "internal" and "1,000,000" in out.error["message"]
+
+
+@pytest.mark.parametrize("src,reason", [
+    ("def t(db, ctx, x=[i for i in range(10) for j in range(10)]):\n    return 1\n", "default arguments"),
+    ("w = 1\n@(lambda f: w)\ndef t(db, ctx):\n    return 1\n", "decorators"),
+    ("STATE = {'n': 0}\ndef t(db, ctx):\n    STATE['n'] += 1\n    return STATE['n']\n", "literal constant"),
+    ("import statistics\ndef t(db, ctx):\n    return statistics.quantiles([1.0, 2.0], n=20000000)\n",
+     "not available"),
+])
+def test_no_code_runs_at_load_and_no_state_survives_a_call(src, reason):
+    with pytest.raises(PolicyViolation, match=reason):
+        load_tool(src, "t")
+
+
+def test_literal_defaults_and_immutable_constants_are_fine():
+    fn = load_tool("LIMIT = (1, 2)\nNAME = 'x'\ndef t(db, ctx, n=3):\n    return LIMIT[0] + n\n", "t")
+    assert fn(None, None) == 4
