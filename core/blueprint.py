@@ -18,7 +18,7 @@ import yaml
 
 from core import expr as X
 from core.models import Column, DomainSchema, ParamSpec, Requirement, ReturnShape, Table, ToolSpec
-from core.sandbox import FORBIDDEN_NAMES
+from core.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
 from core.seed import _faker, table_order
 
 
@@ -71,6 +71,7 @@ class Blueprint:
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 COLUMN_TYPES = set(Column.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
 FLAGS = {"unique", "nullable", "optional"}
+RESERVED_COLUMNS = {"table", "self", "column", "key", "values", "filters"}  # names of DomainDB's own arguments
 
 
 # ------------------------------------------------------------------ YAML with line numbers
@@ -214,6 +215,8 @@ def _tables(raw: Any, ctx: _Ctx) -> list[Table]:
         for cname, craw in tdef["columns"].items():
             if not isinstance(cname, str) or not NAME_RE.match(cname):
                 raise ctx.error((*path, "columns", cname), f"column name {cname!r} must be lower_snake_case")
+            if cname in RESERVED_COLUMNS:
+                raise ctx.error((*path, "columns", cname), f"{cname!r} is reserved; name the column differently")
             cols.append(_column(cname, craw, ctx, (*path, "columns", cname)))
         ids = [c for c in cols if c.type == "id"]
         if len(ids) != 1:
@@ -221,7 +224,10 @@ def _tables(raw: Any, ctx: _Ctx) -> list[Table]:
         rows = tdef.get("rows", 30)
         if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= 100_000:
             raise ctx.error((*path, "rows"), "rows is a whole number from 1 to 100000")
-        tables.append(Table(name=tname, singular=str(tdef.get("singular") or _singular(tname)),
+        singular = tdef.get("singular") or _singular(tname)
+        if not isinstance(singular, str) or not NAME_RE.match(singular):
+            raise ctx.error((*path, "singular"), f"singular {singular!r} must be lower_snake_case (it names tools)")
+        tables.append(Table(name=tname, singular=singular,
                             primary_key=ids[0].name, columns=cols, rows=rows,
                             description=str(tdef.get("description", ""))))
     names = {t.name for t in tables}
@@ -371,7 +377,7 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
             raise ctx.error((*path, "params", pname), f"parameter name {pname!r} must be lower_snake_case")
         if pname in ("today", "now", "inserted", "db", "ctx", "row", "rows") or keyword.iskeyword(pname):
             raise ctx.error((*path, "params", pname), f"{pname!r} is a reserved name")
-        if pname in FORBIDDEN_NAMES or pname in ("NotFound", "PreconditionFailed"):
+        if pname in FORBIDDEN_NAMES or pname in SAFE_BUILTINS or pname in ("NotFound", "PreconditionFailed"):
             raise ctx.error((*path, "params", pname), f"{pname!r} cannot be a parameter name (tool code may not use it)")
         params[pname] = _param(pname, pdef, tables, ctx, (*path, "params", pname))
     scope = X.Scope(schema, params)

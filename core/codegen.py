@@ -63,8 +63,8 @@ class Compiler:
         if isinstance(x, X.InList):
             opts = ", ".join(self.e(o) for o in x.options)
             return f"{self.e(x.item)} {'not in' if x.negated else 'in'} ({opts},)"
-        if isinstance(x, X.BoolOp):
-            return f" {x.op} ".join(f"({self.e(v)})" for v in x.values)
+        if isinstance(x, X.BoolOp):  # a truth value, as in the specification (not Python's operand)
+            return "bool(" + f" {x.op} ".join(f"({self.e(v)})" for v in x.values) + ")"
         if isinstance(x, X.Not):
             return f"not ({self.e(x.value)})"
         if isinstance(x, X.Neg):
@@ -166,6 +166,11 @@ class Compiler:
     def _returns(self) -> list[str]:
         r = self.op.returns
         if isinstance(r, X.RetInserted):
+            table = [e.table for e in self.op.effects if isinstance(e, X.Insert)][-1]
+            last = max(i for i, e in enumerate(self.op.effects) if isinstance(e, X.Insert))
+            if any(not isinstance(e, X.Insert) and e.table == table for e in self.op.effects[last + 1:]):
+                pk = self.schema.table(table).primary_key
+                return [f'return db.get("{table}", inserted["{pk}"])']  # a later effect changed it
             return ["return inserted"]
         if isinstance(r, X.RetRow):
             if self.op.effects:

@@ -29,6 +29,10 @@ from core.models import TestCase, TestResult
 from core.seed import RowFactory, derive_seed
 
 
+class SpecError(RuntimeError):
+    """The blueprint's own expressions fail for some arguments: the operation is ill-defined."""
+
+
 @dataclass
 class PreparedCase:
     case: TestCase
@@ -61,6 +65,10 @@ def expected_outcome(op: Operation, db: DomainDB, ctx: ToolContext, args: dict) 
         db.conn.execute("ROLLBACK TO spec")
         db.conn.execute("RELEASE spec")
         return Outcome(False, error=e.to_dict())
+    except Exception as e:  # the specification itself fails here (e.g. a division by zero)
+        db.conn.execute("ROLLBACK TO spec")
+        db.conn.execute("RELEASE spec")
+        raise SpecError(f"the specification fails for {canonical(args)[:200]}: {type(e).__name__}: {e}") from None
     db.conn.execute("RELEASE spec")
     return Outcome(True, result=result)
 

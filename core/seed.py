@@ -56,7 +56,7 @@ class RowFactory:
     def __init__(self, schema: DomainSchema, seed: int):
         self.schema = schema
         self.rng = random.Random(derive_seed(seed, schema.name, "rows"))
-        self.fake = _faker()
+        self.fake = Faker("en_US")  # its own instance: another factory can never shift this one's sequence
         self.fake.seed_instance(derive_seed(seed, schema.name, "faker"))
         self.clock = datetime.fromisoformat(schema.clock)
         self.seen: dict[tuple[str, str], set] = {}

@@ -20,7 +20,7 @@ from core.context import ToolContext
 from core.db import DomainDB
 from core.graph import build_edges
 from core.models import Domain, Provenance, TestResult, ToolRecord
-from core.proctest import CaseBuilder, test_tool
+from core.proctest import CaseBuilder, SpecError, test_tool
 from core.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many
 from core.seed import RowFactory
 
@@ -35,7 +35,11 @@ class SynthOptions:
 def implement_and_test(op: Operation, bp: Blueprint, backend: Backend, db: DomainDB, base: bytes,
                        factory: RowFactory, ctx: ToolContext, opts: SynthOptions) -> ToolRecord:
     """Generate, check and test one tool; retry with feedback up to the backend's limit."""
-    cases, notes = CaseBuilder(op, base, db, factory, ctx, opts.seed).build()
+    try:
+        cases, notes = CaseBuilder(op, base, db, factory, ctx, opts.seed).build()
+    except SpecError as e:
+        return ToolRecord(spec=op.spec, implementation=backend.implement(op, bp.schema, []), status="rejected",
+                          reason=str(e))
     feedback: list[str] = []
     record: ToolRecord | None = None
     for attempt in range(1, backend.max_attempts + 1):
@@ -48,7 +52,11 @@ def implement_and_test(op: Operation, bp: Blueprint, backend: Backend, db: Domai
                                 reason="refused by the sandbox policy: " + "; ".join(e.violations))
             feedback = e.violations
             continue
-        results: list[TestResult] = test_tool(op, fn, cases, db, ctx, opts.call_seconds)
+        try:
+            results: list[TestResult] = test_tool(op, fn, cases, db, ctx, opts.call_seconds)
+        except SpecError as e:
+            record = ToolRecord(spec=op.spec, implementation=impl, status="rejected", reason=str(e))
+            break
         failed = [r for r in results if not r.passed]
         if not cases or any(c.case.kind == "happy" for c in cases) is False:
             reason = "; ".join(notes) or "no test could be built"

@@ -24,7 +24,7 @@ from core.arrange import Arranger
 from core.backends import Backend, ProceduralBackend
 from core.blueprint import Operation, parse_blueprint
 from core.context import ToolContext
-from core.db import DomainDB, diff_states
+from core.db import DomainDB, IntegrityError, diff_states
 from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
 from core.interp import op_lookups
@@ -103,6 +103,8 @@ class TaskGenerator:
         bp = parse_blueprint(domain.blueprint_text, domain.provenance.blueprint or domain.name)
         self.ops = {op.name: op for op in bp.operations if op.name in self.runtime.tools}
         self.goals = [op for op in self.ops.values() if not op.spec.derived]
+        if not self.goals:
+            raise ValueError(f"domain {domain.name!r} has no verified business operation to build tasks from")
         self.graph = to_networkx(list(self.ops), domain.edges)
         self.ctx = ToolContext(self.schema.clock)
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
@@ -593,11 +595,13 @@ class TaskGenerator:
             refusal = True if stats.refusals < self.p_refusal * nxt else None
             distract = True if stats.with_distractors < self.p_distractors * nxt else None
             long = 3 if stats.max_chain < 5 and stats.verified >= n // 3 else 1
+            self.factory.seen = {}  # unique values are checked against the database; no memory across attempts
             try:
                 task = self.attempt(index, refusal=refusal, distract=distract, min_goals=long)
-            except Drop as e:
+            except (Drop, ValueError, IntegrityError) as e:
                 stats.dropped += 1
-                stats.drop_reasons[str(e)] += 1
+                reason = str(e) if isinstance(e, Drop) else f"could not make rows: {e}"
+                stats.drop_reasons[reason[:120]] += 1
                 continue
             sig = json.dumps([[s.tool, s.args] for s in task.chain], sort_keys=True, default=str)
             if sig in sigs:
