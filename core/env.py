@@ -24,7 +24,7 @@ from core.db import DomainDB, diff_states
 from core.invoke import ArgValidator, Outcome, invoke
 from core.models import Domain, ToolSpec
 from core.reward import Reward, evaluate
-from core.sandbox import load_tool
+from core.sandbox import PolicyViolation, load_tool
 from core.taskmodel import StateDelta, Task
 
 
@@ -48,10 +48,15 @@ class DomainRuntime:
         self.schema = domain.domain
         self.call_seconds = call_seconds
         self.tools: dict[str, CompiledTool] = {}
+        self.refused: dict[str, str] = {}  # stored tools the sandbox does not load (edited or tampered)
         for rec in domain.tools:
             if rec.status == "passed":
-                self.tools[rec.spec.name] = CompiledTool(rec.spec, load_tool(rec.implementation.source, rec.spec.name),
-                                                         ArgValidator(rec.spec.parameters))
+                try:
+                    fn = load_tool(rec.implementation.source, rec.spec.name)
+                except PolicyViolation as e:
+                    self.refused[rec.spec.name] = "; ".join(e.violations)
+                    continue
+                self.tools[rec.spec.name] = CompiledTool(rec.spec, fn, ArgValidator(rec.spec.parameters))
         db = DomainDB(self.schema)
         db.load(domain.rows)
         self.seed_snapshot = db.snapshot()

@@ -109,6 +109,9 @@ def workspace_url(location: str | os.PathLike | None = None, create: bool = True
     With ``create=False`` a local workspace that does not exist yet is an error rather than
     a new empty one (so a mistyped path is reported, not silently created)."""
     loc = str(location) if location else os.environ.get("SCALEENV_WORKSPACE") or DEFAULT_DIR
+    if loc.startswith("sqlite:///") and not create and loc != "sqlite:///:memory:":
+        if not Path(loc[len("sqlite:///"):]).exists():
+            raise WorkspaceError(f"no workspace at {loc}")
     if "://" in loc:
         return loc
     path = Path(loc)
@@ -186,8 +189,11 @@ class Workspace:
 
     def list_domains(self) -> list[DomainStats]:
         with self.engine.connect() as c:
-            return [DomainStats.model_validate_json(s)
-                    for s in c.execute(sa.select(domains_t.c.stats_json).order_by(domains_t.c.name)).scalars()]
+            try:
+                return [DomainStats.model_validate_json(s)
+                        for s in c.execute(sa.select(domains_t.c.stats_json).order_by(domains_t.c.name)).scalars()]
+            except ValueError as e:
+                raise WorkspaceError(f"a domain summary in {self.url} is damaged: {str(e).splitlines()[0]}") from None
 
     def task_counts(self) -> dict[str, dict[str, int]]:
         """Per domain: how many tasks, and how many pending / approved / rejected."""
@@ -203,6 +209,13 @@ class Workspace:
         return out
 
     def load_domain(self, name: str) -> Domain:
+        try:
+            return self._load_domain(name)
+        except ValueError as e:  # pydantic.ValidationError, json errors: a damaged record
+            raise WorkspaceError(f"domain {name!r} in {self.url} is damaged and cannot be read: "
+                                 f"{str(e).splitlines()[0]}") from None
+
+    def _load_domain(self, name: str) -> Domain:
         with self.engine.connect() as c:
             did = self._domain_id(c, name)
             d = c.execute(sa.select(domains_t).where(domains_t.c.id == did)).one()
@@ -251,6 +264,13 @@ class Workspace:
             return len(vals)
 
     def load_tasks(self, domain: str) -> list[Any]:
+        try:
+            return self._load_tasks(domain)
+        except ValueError as e:
+            raise WorkspaceError(f"the tasks of {domain!r} in {self.url} are damaged and cannot be read: "
+                                 f"{str(e).splitlines()[0]}") from None
+
+    def _load_tasks(self, domain: str) -> list[Any]:
         from core.tasks import Task
 
         with self.engine.connect() as c:

@@ -72,6 +72,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from core.store import Workspace, WorkspaceError
     from core.synth import SynthOptions, synthesize_many
 
+    if not (0 < args.scale <= 1000):
+        _err(f"--scale must be a number above 0 and at most 1000, got {args.scale}")
+        return 2
+    if args.workers < 1:
+        _err("--workers must be at least 1")
+        return 2
     paths = [Path(p) for p in args.blueprints]
     if args.all:
         paths += sample_blueprints()

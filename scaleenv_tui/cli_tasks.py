@@ -52,7 +52,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _err("-n and --max-chain must be at least 1")
         return 2
     t0 = time.perf_counter()
-    jobs = [(n, _gen_job, (ws.load_domain(n).model_dump_json(), args.n, args.max_chain, args.seed)) for n in names]
+    try:
+        jobs = [(n, _gen_job, (ws.load_domain(n).model_dump_json(), args.n, args.max_chain, args.seed))
+                for n in names]
+    except WorkspaceError as e:
+        _err(str(e))
+        return 2
     if not args.json and sys.stderr.isatty():
         print(f"generating up to {args.n} tasks for {len(names)} domain(s)…", file=sys.stderr)
     res = run_isolated_many(jobs, workers=args.workers, limits=Limits(memory_mb=4096, wall_seconds=1800))
@@ -91,12 +96,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.status:
         tasks = [t for t in tasks if t.review.status == args.status]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for t in tasks:
-            f.write(t.model_dump_json() + "\n")
-    os.replace(tmp, out)  # never leave a half-written export behind
+    if out.is_dir():
+        _err(f"--out {out} is a directory; name a file, e.g. {out / (args.domain + '.jsonl')}")
+        return 2
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as f:
+            for t in tasks:
+                f.write(t.model_dump_json() + "\n")
+        os.replace(tmp, out)  # never leave a half-written export behind
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        _err(f"cannot write {out}: {e.strerror or e}")
+        return 2
     print(json.dumps({"domain": args.domain, "tasks": len(tasks), "out": str(out)}) if args.json
           else f"wrote {len(tasks)} tasks to {out}")
     return 0
@@ -119,10 +132,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     per = []
     t0 = time.perf_counter()
     for name in names:
-        tasks = ws.load_tasks(name)
-        if not tasks:
-            continue
-        runtime = DomainRuntime(ws.load_domain(name))
+        try:
+            tasks = ws.load_tasks(name)
+            if not tasks:
+                continue
+            runtime = DomainRuntime(ws.load_domain(name))
+        except WorkspaceError as e:
+            _err(str(e))
+            return 2
+        for tool, why in runtime.refused.items():
+            _err(f"{name}.{tool}: left out, the sandbox refuses its stored code: {why}")
         env = Environment(runtime)
         ok = 0
         for i, task in enumerate(tasks):

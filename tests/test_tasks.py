@@ -339,3 +339,24 @@ def test_a_regenerated_task_with_the_same_id_gets_its_own_initial_state(generate
     assert env.db.get("riders", "RDR-0003")["name"] == "Someone Else Entirely"
     env.reset(t)
     assert env.db.get("riders", "RDR-0003")["name"] != "Someone Else Entirely"
+
+
+def test_export_errors_are_messages_and_damaged_records_are_named(tmp_path, capsys, bike_domain):
+    import sqlalchemy as sa
+
+    from core.store import Workspace, tasks_t
+    from scaleenv_tui.cli import main
+
+    ws = Workspace(tmp_path / "ws")
+    ws.save_domain(bike_domain)
+    w = str(tmp_path / "ws")
+    assert main(["tasks", "generate", "bike_rental", "-n", "2", "--workspace", w]) == 0
+    capsys.readouterr()
+    assert main(["tasks", "export", "bike_rental", "--out", str(tmp_path), "--workspace", w]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tmp"))
+    with ws.engine.begin() as c:
+        c.execute(sa.update(tasks_t).values(task_json="{not json"))
+    assert main(["eval", "--workspace", w]) == 2
+    err = capsys.readouterr().err
+    assert "damaged" in err and "Traceback" not in err
