@@ -11,7 +11,7 @@ from typing import Any
 
 from core import expr as X
 from core.blueprint import Operation
-from core.interp import effect_lookups, op_lookups
+from core.interp import op_lookups
 from core.models import DomainSchema
 from core.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
 
@@ -198,5 +198,3 @@ class Compiler:
 def compile_operation(op: Operation, schema: DomainSchema) -> str:
     return Compiler(op, schema).compile()
 
-
-__all__ = ["compile_operation", "effect_lookups"]

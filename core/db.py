@@ -155,9 +155,6 @@ class DomainDB:
         if key not in pre:
             pre[key] = self.get(table, key) if existed else None
 
-    @property
-    def touched(self) -> dict[str, set]:
-        return {t: set(rows) for t, rows in self.before.items()}
 
     # ---------------------------------------------------------------- reads (what tools call)
 

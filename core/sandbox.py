@@ -156,8 +156,6 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
             sym = "**" if isinstance(node.op, ast.Pow) else "<<"
             if not (isinstance(r, ast.Constant) and isinstance(r.value, int | float) and abs(r.value) <= MAX_POW):
                 no(node, f"'{sym}' takes a constant right operand of at most {MAX_POW}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "{" in node.value:
-            pass  # plain strings are inert; .format is refused above
     if expect is not None and not any(isinstance(n, ast.FunctionDef) and n.name == expect for n in tree.body):
         bad.append(f"line 1: the code must define a function named {expect!r}")
     if bad:

@@ -24,7 +24,7 @@ from core.arrange import Arranger
 from core.backends import Backend, ProceduralBackend
 from core.blueprint import Operation, parse_blueprint
 from core.context import ToolContext
-from core.db import DomainDB, IntegrityError, diff_states
+from core.db import DomainDB, IntegrityError
 from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
 from core.interp import op_lookups
@@ -475,10 +475,8 @@ class TaskGenerator:
             raise Drop("nothing the agent must tell the user")
         refused = goals[-1].expect == "precondition"
         expected = expected_from(env.db.before, env.db)
-        before = {t: [r for r in pre.values() if r is not None] for t, pre in env.db.before.items()}
-        after = {t: [r for k in pre if (r := env.db.get(t, k)) is not None] for t, pre in env.db.before.items()}
         task.ground_truth = GroundTruth(final_hash=env.db.state_hash(), expected=expected, communicate=uniq,
-                                        diff=diff_states(before, after, self.schema),
+                                        diff=env.diff(),
                                         outcome="refused" if refused else "completed")
         task.scenario = self._scenario(goals, refs, persona, uniq, refused)
         # a value the user already said proves nothing: echoing the request must not score

@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _err(msg: str) -> None:
-    print(f"scaleenv: error: {msg}", file=sys.stderr)
+from scaleenv_tui.cli import _err
 
 
 def _domains(ws: Any, names: list[str], all_: bool) -> list[str]:
