@@ -407,6 +407,12 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
             eff = X.parse_effect(text, scope)
         except X.ExprError as err:
             raise ctx.error((*path, "effects", i), str(err)) from None
+        for node in X.walk(eff):
+            key = node.key if isinstance(node, X.Lookup | X.Update | X.Delete) else None
+            if key is not None and any(isinstance(k, X.InsertedField) for k in X.walk(key)):
+                raise ctx.error((*path, "effects", i),
+                                "a row cannot be looked up by inserted.*: rows are looked up before any effect "
+                                "runs; set the values in the insert itself")
         if isinstance(eff, X.Insert):
             t = tables[eff.table]
             given = {c for c, _ in eff.values}

@@ -396,3 +396,11 @@ def test_aggregates_in_effects_see_earlier_effects():
     got, _ = _call("count_after_insert", {"rider_id": "RDR-0001", "bike_id": "BK-0001"})
     before = sum(r["rider_id"] == "RDR-0001" for r in SEM_ROWS.get("rentals", []))
     assert got.result["balance"] == before + 1
+
+
+def test_a_lookup_by_an_inserted_value_is_a_blueprint_error(bike_path):
+    text = bike_path.read_text().replace(
+        "      - update bikes[bike_id] set status = 'rented', station_id = null\n",
+        "      - update bikes[inserted.bike_id] set status = 'rented', station_id = null\n", 1)
+    with pytest.raises(BlueprintError, match=r"effects\[1\]: a row cannot be looked up by inserted"):
+        parse_blueprint(text, "x.yaml")
