@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,15 +65,21 @@ class _TableInfo:
         self.cache: dict[tuple, str] = {}
 
 
-_LAYOUTS: dict[int, tuple[DomainSchema, sa.MetaData, dict[str, _TableInfo]]] = {}
+_LAYOUTS: dict[int, tuple[weakref.ref, sa.MetaData, dict[str, _TableInfo]]] = {}
 
 
 def _layout(schema: DomainSchema) -> tuple[sa.MetaData, dict[str, _TableInfo]]:
-    """Tables and compiled statements, built once per schema object and shared by its databases."""
-    hit = _LAYOUTS.get(id(schema))
-    if hit is None or hit[0] is not schema:
+    """Tables and compiled statements, built once per schema object and shared by its databases.
+
+    Entries hold the schema weakly and leave when it is collected, so long-lived processes that
+    load many domains do not accumulate layouts."""
+    key = id(schema)
+    hit = _LAYOUTS.get(key)
+    if hit is None or hit[0]() is not schema:
         md = sa_metadata(schema)
-        hit = _LAYOUTS[id(schema)] = (schema, md, {t.name: _TableInfo(t, md.tables[t.name]) for t in schema.tables})
+        hit = _LAYOUTS[key] = (weakref.ref(schema), md,
+                               {t.name: _TableInfo(t, md.tables[t.name]) for t in schema.tables})
+        weakref.finalize(schema, _LAYOUTS.pop, key, None)
     return hit[1], hit[2]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import weakref
 from typing import Any
 
 from pydantic import Field
@@ -93,13 +94,16 @@ def expected_from(before: dict[str, dict[Any, dict | None]], current: Any) -> Ex
     return exp
 
 
-_ORDERS: dict[int, tuple[DomainSchema, list]] = {}
+_ORDERS: dict[int, tuple[weakref.ref, list]] = {}
 
 
 def _order(schema: DomainSchema) -> list:
-    hit = _ORDERS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        hit = _ORDERS[id(schema)] = (schema, table_order(schema))
+    """Tables in reference order, computed once per schema object (held weakly)."""
+    key = id(schema)
+    hit = _ORDERS.get(key)
+    if hit is None or hit[0]() is not schema:
+        hit = _ORDERS[key] = (weakref.ref(schema), table_order(schema))
+        weakref.finalize(schema, _ORDERS.pop, key, None)
     return hit[1]
 
 
