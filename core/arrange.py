@@ -228,13 +228,7 @@ class Arranger:
 
     def _domain_of(self, e: X.Expr, args: dict) -> list[Any]:
         if isinstance(e, X.Field):
-            col = self.schema.table(e.row.table).column(e.column)
-            if col.type == "enum":
-                return list(col.values)
-            if col.type == "ref":
-                return self.db.keys(col.table)
-            if col.type == "bool":
-                return [True, False]
+            return self._column_domain(self.schema.table(e.row.table).column(e.column), limit=None)
         return []
 
     def _make(self, target: X.Expr, op: str, r: Any, args: dict) -> bool:
@@ -456,7 +450,9 @@ class Arranger:
                     self.db.restore(snap)
         return added
 
-    def _column_domain(self, col: Column, current: Any = None) -> list[Any]:
+    def _column_domain(self, col: Column, current: Any = None, limit: int | None = 50) -> list[Any]:
+        """Values a column can take: its enum, existing keys for a reference (at most ``limit``),
+        booleans; with ``current``, dates and numbers next to it."""
         if current is not None and col.type in ("date", "datetime"):
             return [self.ctx.add_days(current, d) + (str(current)[10:] if col.type == "datetime" else "")
                     for d in (1, -1, 7)]
@@ -465,7 +461,7 @@ class Arranger:
         if col.type == "enum":
             return list(col.values)
         if col.type == "ref":
-            return self.db.keys(col.table)[:50]
+            return self.db.keys(col.table)[:limit]
         if col.type == "bool":
             return [True, False]
         return []

@@ -133,25 +133,22 @@ def invoke(fn: Callable[..., Any], validate: ArgValidator, db: DomainDB, ctx: To
     try:
         with deadline(seconds):
             result = fn(tooldb or ToolDB(db), ctx, **clean)
-    except ToolError as e:
+    except (Exception, SandboxTimeout) as e:  # tool code is untrusted: any failure becomes data
         conn.execute("ROLLBACK TO tool")
         conn.execute("RELEASE tool")
-        return Outcome(False, error=e.to_dict())
-    except SandboxTimeout as e:
-        conn.execute("ROLLBACK TO tool")
-        conn.execute("RELEASE tool")
-        return Outcome(False, error={"kind": "timeout", "message": str(e)})
-    except IntegrityError as e:
-        conn.execute("ROLLBACK TO tool")
-        conn.execute("RELEASE tool")
-        return Outcome(False, error={"kind": "internal", "message": f"the tool wrote invalid data: {e}"})
-    except MemoryError:
-        conn.execute("ROLLBACK TO tool")
-        conn.execute("RELEASE tool")
-        return Outcome(False, error={"kind": "memory", "message": "the tool ran out of memory (memory limit exceeded)"})
-    except Exception as e:  # tool code is untrusted: any crash becomes a structured error
-        conn.execute("ROLLBACK TO tool")
-        conn.execute("RELEASE tool")
-        return Outcome(False, error={"kind": "internal", "message": f"the tool failed: {type(e).__name__}: {e}"})
+        return Outcome(False, error=_error_of(e))
     conn.execute("RELEASE tool")
     return Outcome(True, result=result)
+
+
+def _error_of(e: BaseException) -> dict[str, Any]:
+    """The structured error an agent reads for a failed call."""
+    if isinstance(e, ToolError):
+        return e.to_dict()
+    if isinstance(e, SandboxTimeout):
+        return {"kind": "timeout", "message": str(e)}
+    if isinstance(e, IntegrityError):
+        return {"kind": "internal", "message": f"the tool wrote invalid data: {e}"}
+    if isinstance(e, MemoryError):
+        return {"kind": "memory", "message": "the tool ran out of memory (memory limit exceeded)"}
+    return {"kind": "internal", "message": f"the tool failed: {type(e).__name__}: {e}"}
