@@ -4,7 +4,8 @@ For every tool of every sample domain, the generated source is mutated one chang
 drop an effect, flip a comparison, skip a requirement, skip a not-found check, return the
 wrong row, change a literal, swap an arithmetic operator, drop a filter — and the tool's
 procedural tests are run against each mutant. A mutant is killed when a test fails or the
-sandbox refuses it. Prints a line per domain, then ``{"mutants": N, "killed": K}`` last.
+sandbox refuses it. Prints a line per domain, then ``{"mutants": N, "killed": K}`` last; exits 1
+when a domain could not be run.
 
     .venv/bin/python bench/mutation.py [--domain NAME] [--per-tool N] [--seed S] [--survivors]
 """
@@ -165,15 +166,19 @@ def main() -> int:
     root = Path(__file__).resolve().parent.parent / "sample_domains"
     paths = sorted(root.glob("*.yaml"))
     if a.domain:
+        unknown = sorted(set(a.domain) - {p.stem for p in paths})
+        if unknown:
+            ap.error(f"no sample domain {', '.join(unknown)}")
         paths = [p for p in paths if p.stem in a.domain]
     t0 = time.perf_counter()
     jobs = [(p.stem, run_domain, (str(p), a.seed, a.per_tool, a.survivors)) for p in paths]
     res = run_isolated_many(jobs, workers=a.workers, limits=Limits(memory_mb=2048, wall_seconds=1800))
-    n = k = 0
+    n = k = failed = 0
     for p in paths:
         r = res[p.stem]
         if not r.ok:
             print(f"{p.stem}: failed: {r.error}", file=sys.stderr)
+            failed += 1
             continue
         d = r.value
         n += d["mutants"]
@@ -184,7 +189,7 @@ def main() -> int:
             print(f"    survived: {s}")
     print(f"total {n} mutants, {k} killed, score {k / max(n, 1):.4f}, {time.perf_counter() - t0:.1f} s")
     print(json.dumps({"mutants": n, "killed": k}))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ store). Prints one line per run, the median, and last a JSON object:
 
     {"runs": [s1, s2, ...], "median_s": m, "domains": n, "tools": t, "tools_passed": p}
 
-    .venv/bin/python bench/synth.py [--runs 3] [--seed 0] [--workers 2]
+    .venv/bin/python bench/synth.py [--runs 3] [--seed 0] [--workers 2] [--domains bike_rental,marina]
+
+``--domains`` synthesizes only those sample domains (their blueprint files instead of ``--all``),
+for a quick run.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ def command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "scaleenv_tui.cli"]
 
 
-def one_run(seed: int, workers: int | None) -> tuple[float, dict]:
+def one_run(seed: int, workers: int | None, blueprints: list[Path] | None = None) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory(prefix="scaleenv-bench-") as ws:
-        argv = [*command(), "synth", "--all", "--json", "--workspace", ws, "--seed", str(seed)]
+        which = [str(p) for p in blueprints] if blueprints else ["--all"]
+        argv = [*command(), "synth", *which, "--json", "--workspace", ws, "--seed", str(seed)]
         if workers:
             argv += ["--workers", str(workers)]
         t0 = time.perf_counter()
@@ -52,14 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="number of runs (default 3)")
     ap.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
     ap.add_argument("--workers", type=int, default=None, help="parallel domains (default: the CLI's)")
+    ap.add_argument("--domains", help="only these sample domains, comma-separated (default: all of them)")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    blueprints = None
+    if args.domains:
+        blueprints = [ROOT / "sample_domains" / f"{name}.yaml" for name in args.domains.split(",")]
+        missing = [p.stem for p in blueprints if not p.exists()]
+        if missing:
+            ap.error(f"no sample domain {', '.join(missing)}")
 
     runs: list[float] = []
     last: dict = {}
     for i in range(1, args.runs + 1):
-        elapsed, doc = one_run(args.seed, args.workers)
+        elapsed, doc = one_run(args.seed, args.workers, blueprints)
         runs.append(round(elapsed, 3))
         last = doc
         ds = doc["domains"]
