@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test clean bench
+.PHONY: run test install install-test clean bench mutants
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,5 +30,11 @@ bench: install-test
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/soundness.py
 
+# Mutation testing of the engine: scores per module (docs/benchmarks.md). Takes tens of minutes.
+mutants: install-test
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	$(BIN)/python bench/engine_mutants.py
+	$(BIN)/python bench/engine_mutation.py
+
 clean:
-	rm -rf $(VENV) scaleenv-workspace
+	rm -rf $(VENV) scaleenv-workspace mutants
