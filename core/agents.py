@@ -137,6 +137,8 @@ def make_agent(name: str, seed: int = 0, schema: Any = None) -> Agent:
         return OracleAgent()
     if name == "random":
         return RandomAgent(seed)
-    if name == "guesser" and schema is not None:
+    if name == "guesser":
+        if schema is None:
+            raise ValueError("the guesser agent needs the domain's schema (make_agent('guesser', schema=...))")
         return GuesserAgent(schema)
     raise ValueError(f"unknown agent {name!r}: use {', '.join(AGENTS)}")

@@ -132,7 +132,7 @@ class Workspace:
         try:
             self.engine = sa.create_engine(self.url)
         except Exception as e:  # bad URL, missing driver
-            raise WorkspaceError(f"cannot open workspace {self.url!r}: {e}") from None
+            raise WorkspaceError(f"cannot open workspace {self.url!r}: {str(e).splitlines()[0]}") from None
         if self.engine.dialect.name == "sqlite":
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
@@ -144,7 +144,8 @@ class Workspace:
         try:
             md.create_all(self.engine)
         except sa.exc.SQLAlchemyError as e:
-            raise WorkspaceError(f"cannot open workspace {self.url!r}: {e.__class__.__name__}: {e}") from None
+            raise WorkspaceError(f"cannot open workspace {self.url!r}: {e.__class__.__name__}: "
+                                 f"{str(e).splitlines()[0]}") from None
 
     # ------------------------------------------------------------------ domains
 

@@ -185,8 +185,17 @@ def cmd_domains(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one ``scaleenv: error:`` line naming the command, like every other error (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        cmd = self.prog.removeprefix("scaleenv").strip()
+        _err(f"{cmd + ': ' if cmd else ''}{message} (see: {self.prog} --help)")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scaleenv", description="Synthesize, curate and serve tool-use environments.")
+    p = _Parser(prog="scaleenv", description="Synthesize, curate and serve tool-use environments.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:

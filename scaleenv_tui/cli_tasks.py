@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -105,9 +106,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f.write(t.model_dump_json() + "\n")
         os.replace(tmp, out)  # never leave a half-written export behind
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         _err(f"cannot write {out}: {e.strerror or e}")
         return 2
+    finally:  # an error or an interrupt: the temporary file goes, the old export stays
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     print(json.dumps({"domain": args.domain, "tasks": len(tasks), "out": str(out)}) if args.json
           else f"wrote {len(tasks)} tasks to {out}")
     return 0
@@ -139,7 +142,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             _err(str(e))
             return 2
         for tool, why in runtime.refused.items():
-            _err(f"{name}.{tool}: left out, the sandbox refuses its stored code: {why}")
+            print(f"scaleenv: warning: {name}.{tool}: left out, the sandbox refuses its stored code: {why}",
+                  file=sys.stderr)
         env = Environment(runtime)
         ok = 0
         for i, task in enumerate(tasks):

@@ -140,8 +140,6 @@ def test_an_unknown_agent_is_refused_by_name():
         make_agent("smart")
 
 
-@pytest.mark.xfail(strict=True, reason="make_agent('guesser') without a schema says \"unknown agent 'guesser'\" "
-                                       "although guesser is one of the agents it lists; it should say a schema is needed")
 def test_the_guesser_without_a_schema_says_it_needs_one():
     with pytest.raises(ValueError, match=r"schema"):
         make_agent("guesser")
