@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.agents import OracleAgent, RandomAgent, run_episode
+from core.agents import RandomAgent, run_episode
 from core.env import DomainRuntime, EnvBatch, Environment
-from core.reward import Expected, RequiredValue, compare_state, value_mentioned
+from core.reward import Expected, compare_state, value_mentioned
 from core.tasks import TaskGenerator, oracle_messages
 
 
@@ -30,24 +30,73 @@ def test_generates_verified_tasks_with_the_expected_mix(generated):
     assert stats.attempted == stats.verified + stats.dropped
     assert min(len(t.chain) for t in tasks) >= 1 and stats.max_chain >= 4
     assert any(t.is_refusal for t in tasks) and any(t.has_distractors for t in tasks)
-    for t in tasks:
-        assert t.ground_truth.communicate, "every task requires telling the user something"
-        assert t.chain[-1].role == "goal"
-        for fact in t.scenario.known.values():  # the rule check: the user states every fact needed
-            assert value_mentioned(fact, t.scenario.instruction)
-        for v in t.ground_truth.communicate:  # and never already says what the agent must find out
-            assert not value_mentioned(v.value, t.scenario.instruction)
+    assert any("extended" in t.expansion for t in tasks)
 
 
-def test_oracle_scores_one_and_doing_nothing_scores_zero(generated, runtime):
+def replay(env, task, steps=None):
+    env.reset(task)
+    return [env.step({"name": s.tool, "arguments": s.args}) for s in (task.chain if steps is None else steps)]
+
+
+def test_leaving_out_one_required_value_scores_zero(generated, runtime):
+    tasks, _ = generated
+    several = [t for t in tasks if len(t.ground_truth.communicate) >= 2]
+    assert len(several) >= 5
+    env = Environment(runtime)
+    for t in several:
+        replay(env, t)
+        said = oracle_messages(t)[-1]["content"].split("; ")[0]  # the head and the first value only
+        r = env.evaluate([{"role": "assistant", "content": said}])
+        assert (r.reward, r.state_ok, r.communicated_ok) == (0.0, True, False), t.id
+        assert [v.value for v in r.missing_values] == [v.value for v in t.ground_truth.communicate[1:]], t.id
+
+
+def test_values_in_tool_or_user_messages_are_not_told_to_the_user(generated, runtime):
     tasks, _ = generated
     env = Environment(runtime)
     for t in tasks:
-        assert run_episode(env, t, OracleAgent()).reward.reward == 1.0
-        env.reset(t)
-        nothing = env.evaluate([{"role": "user", "content": t.scenario.instruction},
-                                {"role": "assistant", "content": "All done!"}])
-        assert nothing.reward == 0.0 and nothing.reasons
+        replay(env, t)
+        values = oracle_messages(t)[-1]["content"]
+        r = env.evaluate([{"role": "user", "content": values}, {"role": "tool", "name": t.chain[-1].tool,
+                          "content": values}, {"role": "assistant", "content": "Done."}])
+        assert r.reward == 0.0 and not r.communicated_ok, t.id
+
+
+def last_step_writes(env, t):
+    replay(env, t, t.chain[:-1])
+    return env.state_hash() != t.ground_truth.final_hash
+
+
+def test_stopping_before_the_last_write_scores_zero(generated, runtime):
+    tasks, _ = generated
+    env = Environment(runtime)
+    cut = [t for t in tasks if last_step_writes(env, t)]
+    assert len(cut) >= 10
+    for t in cut:
+        replay(env, t, t.chain[:-1])
+        r = env.evaluate(oracle_messages(t))  # says every value, but the last goal never ran
+        assert r.reward == 0.0 and not r.state_ok and r.reasons, t.id
+
+
+def test_acting_on_a_look_alike_record_scores_zero(generated, runtime, bike_domain):
+    """The last write goal run on another new row of its record's table (a distractor) instead."""
+    tasks, _ = generated
+    schema = bike_domain.domain
+    seed = {tb: {r[schema.table(tb).primary_key] for r in rows} for tb, rows in bike_domain.rows.items()}
+    env = Environment(runtime)
+    cases = []
+    for t in [t for t in tasks if t.has_distractors and last_step_writes(env, t)]:
+        last = t.chain[-1]
+        for i in t.identifications:
+            pk = schema.table(i.table).primary_key
+            others = [r[pk] for r in t.initial.upsert.get(i.table, []) if r[pk] not in seed[i.table] | {i.target}]
+            cases += [(t, p, others[0]) for p, v in last.args.items()
+                      if v == i.target and last.sources[p] == "lookup" and others]
+    assert len(cases) >= 5
+    for t, p, wrong in cases:
+        last = t.chain[-1]
+        replay(env, t, [*t.chain[:-1], last.model_copy(update={"args": {**last.args, p: wrong}})])
+        assert env.evaluate(oracle_messages(t)).reward == 0.0, (t.id, p, wrong)
 
 
 def test_random_agent_rarely_scores(generated, runtime):
@@ -65,31 +114,19 @@ def test_naming_every_guessable_value_never_scores(generated, runtime):
     assert sum(run_episode(env, t, GuesserAgent(runtime.schema)).reward.reward for t in tasks) == 0
 
 
-def test_no_completed_task_has_an_empty_final_state_with_writes(generated):
-    tasks, _ = generated
-    for t in tasks:
-        e = t.ground_truth.expected
-        if not (e.inserted or e.updated or e.deleted):
-            assert any(not isinstance(v.value, str) or v.value.count("-") or " " in v.value
-                       or any(ch.isdigit() for ch in v.value) for v in t.ground_truth.communicate), t.id
-
-
-def test_refusal_tasks_expect_no_change_and_the_blocking_value(generated):
+def test_a_refused_goal_changes_nothing_and_shows_what_blocks_it(generated, runtime):
     tasks, _ = generated
     refusals = [t for t in tasks if t.is_refusal]
-    assert refusals
+    assert len(refusals) >= 6
+    env = Environment(runtime)
     for t in refusals:
-        assert t.chain[-1].expect == "precondition"
-        assert any(v.why == "what blocks the request" for v in t.ground_truth.communicate)
-
-
-def test_identifications_are_unique_in_the_initial_state(generated, runtime):
-    tasks, _ = generated
-    for t in tasks:
-        db = runtime.build_db(t.initial)
-        for ident in t.identifications:
-            assert db.keys(ident.table, **ident.filters) == [ident.target]
-        db.close()
+        replay(env, t, t.chain[:-1])
+        before = env.state_hash()
+        out = env.step({"name": t.chain[-1].tool, "arguments": t.chain[-1].args})
+        assert out["error"]["kind"] == "precondition", t.id
+        assert env.state_hash() == before == t.ground_truth.final_hash, t.id
+        blocker = [v for v in t.ground_truth.communicate if v.why == "what blocks the request"]
+        assert [v.value for v in blocker] == [out["error"]["observed"][blocker[0].label]], t.id
 
 
 def test_max_chain_is_respected_even_when_tight(bike_domain, runtime):
@@ -108,17 +145,17 @@ def test_same_seed_same_tasks(bike_domain, runtime):
 
 def test_reset_restores_the_initial_state(generated, runtime):
     tasks, _ = generated
-    t = next(t for t in tasks if not t.is_refusal and any(s.role == "goal" for s in t.chain))
+    t = next(t for t in tasks if t.ground_truth.diff)
     env = Environment(runtime, t)
     start = env.state_hash()
     for s in t.chain:
         env.step({"name": s.tool, "arguments": s.args})
-    if t.ground_truth.diff:
-        assert env.state_hash() != start
-        assert env.diff()
+    assert env.state_hash() != start
+    assert env.diff()
+    assert [c["name"] for c in env.calls] == [s.tool for s in t.chain]  # the episode's calls
     env.reset()
     assert env.state_hash() == start
-    assert env.diff() == {}
+    assert env.diff() == {} and env.calls == []
 
 
 def test_step_returns_errors_as_data(generated, runtime):
@@ -193,14 +230,6 @@ def test_column_policies(bike_domain, runtime):
 ])
 def test_value_mentioned(value, text, ok):
     assert value_mentioned(value, text) is ok
-
-
-def test_oracle_message_states_every_required_value(generated):
-    tasks, _ = generated
-    for t in tasks:
-        text = oracle_messages(t)[-1]["content"]
-        assert all(value_mentioned(v.value, text) for v in t.ground_truth.communicate)
-    assert isinstance(RequiredValue(value=1, label="x").value, int)
 
 
 # ---------------------------------------------------------------------- CLI and store
@@ -354,9 +383,46 @@ def test_export_errors_are_messages_and_damaged_records_are_named(tmp_path, caps
     capsys.readouterr()
     assert main(["tasks", "export", "bike_rental", "--out", str(tmp_path), "--workspace", w]) == 2
     assert "is a directory" in capsys.readouterr().err
-    assert not list(tmp_path.glob("*.tmp"))
     with ws.engine.begin() as c:
         c.execute(sa.update(tasks_t).values(task_json="{not json"))
     assert main(["eval", "--workspace", w]) == 2
     err = capsys.readouterr().err
     assert "damaged" in err and "Traceback" not in err
+
+
+def test_a_failed_export_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path, capsys, bike_domain,
+                                                                          monkeypatch):
+    import errno
+
+    from core.store import Workspace
+    from core.taskmodel import Task
+    from scaleenv_tui.cli import main
+
+    ws = Workspace(tmp_path / "ws")
+    ws.save_domain(bike_domain)
+    w = str(tmp_path / "ws")
+    assert main(["tasks", "generate", "bike_rental", "-n", "3", "--workspace", w]) == 0
+    out = tmp_path / "out" / "bike_rental.jsonl"
+    out.parent.mkdir()
+    out.write_text("the previous export\n")
+    written = []
+    dump = Task.model_dump_json
+
+    def disk_full(self, **kw):  # the second task cannot be written: the disk is full midway
+        written.append(self.id)
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return dump(self, **kw)
+
+    monkeypatch.setattr(Task, "model_dump_json", disk_full)
+    capsys.readouterr()
+    assert main(["tasks", "export", "bike_rental", "--out", str(out), "--workspace", w]) == 2
+    assert len(written) == 2  # it failed midway, after one task was written
+    err = capsys.readouterr().err
+    assert err.startswith("scaleenv: error: cannot write") and "No space left on device" in err
+    assert out.read_text() == "the previous export\n"
+    assert [p.name for p in out.parent.iterdir()] == ["bike_rental.jsonl"]  # no partial file beside it
+    monkeypatch.undo()
+    assert main(["tasks", "export", "bike_rental", "--out", str(out), "--workspace", w]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [t.id for t in ws.load_tasks("bike_rental")]
+    assert [p.name for p in out.parent.iterdir()] == ["bike_rental.jsonl"]
