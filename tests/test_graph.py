@@ -127,6 +127,8 @@ STATE_CASES = [
     # an insert writes its values too
     ("insert accounts {owner_id: accounts[account_id].owner_id, status: 'frozen', balance: 0, tier: 1, label: 'x'}",
      f"{ST} == 'frozen'", "sets accounts.status"),
+    ("insert accounts {owner_id: accounts[account_id].owner_id, status: 'frozen', balance: 0, tier: 1, label: 'x'}",
+     f"{ST} == 'open'", None),
     # inserts and deletes change what count/exists/sum see on that table
     (INSERT_NOTE, "count(notes, account_id=account_id) == 0", "adds a notes row"),
     (INSERT_NOTE, "exists(notes, account_id=account_id, kind='alert')", "adds a notes row"),

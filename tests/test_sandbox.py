@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -54,17 +55,16 @@ HOSTILE = [
 
 @pytest.mark.parametrize("src,reason", [(s, r) for _, s, r in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_hostile_code_is_refused_with_its_reason(src, reason):
-    with pytest.raises(PolicyViolation) as ei:
+    with pytest.raises(PolicyViolation, match=re.escape(reason)) as ei:
         check_source(src, expect="t")
-    assert reason in str(ei.value)
-    assert all(v.startswith("line ") for v in ei.value.violations)
-    with pytest.raises(PolicyViolation, match=reason.replace("(", r"\(").replace("*", r"\*")):
+    assert all(re.match(r"line \d+: ", v) for v in ei.value.violations), ei.value.violations
+    with pytest.raises(PolicyViolation, match=re.escape(reason)):
         load_tool(src, "t")
 
 
 def test_the_violation_names_the_line():
     src = "def t(db, ctx):\n    x = 1\n    return eval('x')\n"
-    with pytest.raises(PolicyViolation) as ei:
+    with pytest.raises(PolicyViolation, match="line 3: 'eval' is not allowed") as ei:
         check_source(src)
     assert ei.value.violations == ["line 3: 'eval' is not allowed in tool code"]
 
@@ -144,20 +144,20 @@ def test_catching_exception_does_not_swallow_the_time_limit():
     fn = load_tool(tool("while True:\n    try:\n        pass\n    except Exception:\n        pass"), "t")
     from core.sandbox import SandboxTimeout
 
-    with pytest.raises(SandboxTimeout), deadline(0.2):
+    with pytest.raises(SandboxTimeout, match=r"time limit of 0\.2 s exceeded"), deadline(0.2):
         fn(None, None)
 
 
-@pytest.mark.parametrize("body,header", [
-    ("return max(itertools.count())", "import itertools\n"),
-    ("return sum(itertools.repeat(1))", "import itertools\n"),
-    ("return math.factorial(10 ** 8)", "import math\n"),
-    ("return re.match('(a+)+$', 'a' * 40 + 'b')", "import re\n"),
-    ("return 1 << 10 ** 9", ""),
+@pytest.mark.parametrize("body,header,reason", [
+    ("return max(itertools.count())", "import itertools\n", "itertools.count is not available to tool code"),
+    ("return sum(itertools.repeat(1))", "import itertools\n", "itertools.repeat is not available to tool code"),
+    ("return math.factorial(10 ** 8)", "import math\n", "math.factorial is not available to tool code"),
+    ("return re.match('(a+)+$', 'a' * 40 + 'b')", "import re\n", "import of 're' is not allowed"),
+    ("return 1 << 10 ** 9", "", "'<<' takes a constant right operand of at most 64"),
 ])
-def test_loops_the_deadline_cannot_reach_are_refused_up_front(body, header):
+def test_loops_the_deadline_cannot_reach_are_refused_up_front(body, header, reason):
     """Endless or huge work inside C code (no Python-level loop to tick) never gets to run."""
-    with pytest.raises(PolicyViolation):
+    with pytest.raises(PolicyViolation, match=re.escape(reason)):
         load_tool(tool(body, header), "t")
 
 
@@ -183,13 +183,13 @@ def _tool_bomb():
 @pytest.mark.parametrize("job", [_string_bomb, _list_bomb, _tool_bomb], ids=["4 GiB string", "growing list",
                                                                              "growing list in tool code"])
 def test_memory_bombs_are_stopped_and_the_parent_survives(job):
-    parent = os.getpid()
     res = run_isolated(job, limits=Limits(memory_mb=200, wall_seconds=30))
     assert not res.ok
     assert "memory" in res.error.lower()
     assert "200 MiB" in res.error
-    assert os.getpid() == parent
-    assert run_isolated(lambda: 6 * 7).value == 42  # the machinery still works afterwards
+    child = run_isolated(os.getpid)  # the machinery still works afterwards, and really forks
+    assert child.ok and isinstance(child.value, int) and child.value != os.getpid()
+    assert run_isolated(lambda: 6 * 7).value == 42
 
 
 def test_isolated_job_over_its_wall_clock_is_killed():
