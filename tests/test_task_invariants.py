@@ -51,7 +51,8 @@ class Generated:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     w = tmp_path_factory.mktemp("invariants") / "ws"
-    cli("synth", "--all", "--workspace", str(w), "--json")
+    out = cli("synth", "--all", "--workspace", str(w), "--json")
+    (w.parent / "synth.json").write_text(out.stdout)
     return w
 
 
@@ -123,6 +124,16 @@ def all_tasks(gen: dict[str, Generated]) -> list[tuple[Generated, Task]]:
 
 
 # ---------------------------------------------------------------------- the run itself
+
+
+def test_the_sample_domains_are_what_the_readme_says(workspace):
+    """README: 16 blueprints, "7–9 tables and 37–42 tools each, and every tool passes its procedural tests"."""
+    domains = json.loads((workspace.parent / "synth.json").read_text())["domains"]
+    assert sorted(d["name"] for d in domains) == DOMAINS and len(DOMAINS) == 16
+    for d in domains:
+        assert 7 <= d["tables"] <= 9 and 37 <= d["tools"] <= 42, d["name"]
+        assert (d["tools_passed"], d["tests_passed"]) == (d["tools"], d["tests"]), d["name"]
+        assert d["edges"] > 0 and d["density"] == pytest.approx(d["edges"] / (d["tools"] * (d["tools"] - 1)), abs=5e-4)
 
 
 def test_every_sample_domain_gets_the_tasks_asked_for(gen):
