@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,60 +76,68 @@ def seeded_db():
 
 
 class PlainSQL:
-    """Reads a domain database with plain SQL on a second sqlite3 connection.
+    """Reads a domain database with hand-written SQL: an oracle independent of ``DomainDB``'s reads.
 
-    An oracle independent of ``DomainDB``'s own reads: the state is copied out with
-    ``snapshot()`` (SQLite's serialize) into a new connection and queried with hand-written SQL.
-    A source is a ``DomainDB`` (or anything with ``.db``, such as an ``Environment``), or snapshot
-    bytes. Booleans come back as SQLite stores them (0/1), which ``==`` equates with False/True.
+    A source is a ``DomainDB`` (or anything with ``.db``, such as an ``Environment``) or snapshot
+    bytes. Bytes, and a database with no open transaction, are copied into a *second* sqlite3
+    connection (``snapshot()`` then ``deserialize``). A database inside an open transaction (an
+    ``Environment`` mid-episode) is read on its own connection through a separate cursor, because
+    ``serialize()`` of a deserialized database leaves out uncommitted writes (see test_db.py).
+    Booleans come back as SQLite stores them (0/1), which ``==`` equates with False/True.
     """
 
-    def connect(self, source) -> sqlite3.Connection:
+    @contextmanager
+    def cursor(self, source) -> Iterator[sqlite3.Cursor]:
         source = getattr(source, "db", source)
-        data = source if isinstance(source, bytes | bytearray) else source.snapshot()
+        own = None if isinstance(source, bytes | bytearray) else source.conn
+        if own is not None and own.in_transaction:
+            cur = own.cursor()
+            cur.row_factory = sqlite3.Row
+            yield cur
+            return
         conn = sqlite3.connect(":memory:")
-        conn.deserialize(data)
+        try:
+            conn.deserialize(source if own is None else source.snapshot())
+            cur = conn.cursor()
+            cur.row_factory = sqlite3.Row
+            yield cur
+        finally:
+            conn.close()
+
+    def connect(self, source) -> sqlite3.Connection:
+        """A second connection holding a copy of the source (rows as ``sqlite3.Row``)."""
+        source = getattr(source, "db", source)
+        conn = sqlite3.connect(":memory:")
+        conn.deserialize(source if isinstance(source, bytes | bytearray) else source.snapshot())
         conn.row_factory = sqlite3.Row
         return conn
 
     @staticmethod
-    def _pk(conn: sqlite3.Connection, table: str) -> str:
-        return next(r["name"] for r in conn.execute(f'PRAGMA table_info("{table}")') if r["pk"])
+    def _pk(cur: sqlite3.Cursor, table: str) -> str:
+        return next(r["name"] for r in cur.execute(f'PRAGMA table_info("{table}")').fetchall() if r["pk"])
 
     def rows(self, source, table: str) -> list[dict[str, Any]]:
         """Every row of ``table``, ordered by its primary key."""
-        conn = self.connect(source)
-        try:
-            pk = self._pk(conn, table)
-            return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY "{pk}"')]
-        finally:
-            conn.close()
+        with self.cursor(source) as cur:
+            pk = self._pk(cur, table)
+            return [dict(r) for r in cur.execute(f'SELECT * FROM "{table}" ORDER BY "{pk}"').fetchall()]
 
     def row(self, source, table: str, key) -> dict[str, Any] | None:
-        conn = self.connect(source)
-        try:
-            r = conn.execute(f'SELECT * FROM "{table}" WHERE "{self._pk(conn, table)}" = ?', (key,)).fetchone()
+        with self.cursor(source) as cur:
+            r = cur.execute(f'SELECT * FROM "{table}" WHERE "{self._pk(cur, table)}" = ?', (key,)).fetchone()
             return None if r is None else dict(r)
-        finally:
-            conn.close()
 
     def state(self, source) -> dict[str, list[dict[str, Any]]]:
         """Every domain table (not the id counters) -> its rows by primary key."""
-        conn = self.connect(source)
-        try:
-            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                                 "AND name != '_counters' ORDER BY name")]
-            return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY "{self._pk(conn, t)}"')]
+        with self.cursor(source) as cur:
+            names = [r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                               "AND name != '_counters' ORDER BY name").fetchall()]
+            return {t: [dict(r) for r in cur.execute(f'SELECT * FROM "{t}" ORDER BY "{self._pk(cur, t)}"').fetchall()]
                     for t in names}
-        finally:
-            conn.close()
 
     def query(self, source, sql: str, args: tuple | list = ()) -> list[tuple]:
-        conn = self.connect(source)
-        try:
-            return [tuple(r) for r in conn.execute(sql, args)]
-        finally:
-            conn.close()
+        with self.cursor(source) as cur:
+            return [tuple(r) for r in cur.execute(sql, args).fetchall()]
 
 
 @pytest.fixture(scope="session")
