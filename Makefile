@@ -9,10 +9,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
 
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 
 # Synthesize the sample domains, generate their tasks, check them with the oracle, print the summary.
 run: install
@@ -32,7 +32,7 @@ bench: install-test
 
 # Mutation testing of the engine: scores per module (docs/benchmarks.md). Takes tens of minutes.
 mutants: install-test
-	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,mutation]'
 	$(BIN)/python bench/engine_mutants.py
 	$(BIN)/python bench/engine_mutation.py
 
