@@ -123,6 +123,7 @@ class Compiler:
                 items.append(f'"{x.row.table}.{x.column}": {self.e(x)}')
             elif isinstance(x, X.Agg):
                 items.append(f"{X.render(x)!r}: {self.e(x)}")
+        items += [f'"{x.name}": {self.e(x)}' for x in X.clock_operands(e)]
         return "{" + ", ".join(dict.fromkeys(items)) + "}"
 
     def _sets(self, eff: X.Update, row: str) -> str:

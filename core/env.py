@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from core.context import ToolContext, ToolDB
@@ -26,6 +27,13 @@ from core.models import Domain, ToolSpec
 from core.reward import Reward, evaluate
 from core.sandbox import PolicyViolation, load_tool
 from core.taskmodel import StateDelta, Task
+
+
+def agent_policy(policy: str, clock: str) -> str:
+    """The policy as the agent receives it: the domain's fixed clock first, since rules such as
+    "overdue" or "today or later" depend on it, then the blueprint's policy text."""
+    now = datetime.fromisoformat(clock)
+    return f"Today is {now:%A}, {now.day} {now:%B %Y} ({now:%Y-%m-%d}); the time is {now:%H:%M}.\n\n{policy}"
 
 
 @dataclass
@@ -47,6 +55,7 @@ class DomainRuntime:
         self.domain = domain
         self.schema = domain.domain
         self.call_seconds = call_seconds
+        self.policy = agent_policy(self.schema.policy, self.schema.clock)
         self.tools: dict[str, CompiledTool] = {}
         self.refused: dict[str, str] = {}  # stored tools the sandbox does not load (edited or tampered)
         for rec in domain.tools:
@@ -165,7 +174,7 @@ class Environment:
         self.db.before = {}
         self.task = task
         self.calls = []
-        return {"policy": self.schema.policy, "tools": self.runtime.tool_schemas(),
+        return {"policy": self.runtime.policy, "tools": self.runtime.tool_schemas(),
                 "user": task.scenario.instruction}
 
     def step(self, call: dict[str, Any]) -> dict[str, Any]:

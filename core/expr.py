@@ -480,6 +480,30 @@ def walk(e: Any):
         yield from walk(c)
 
 
+def reads_clock(e: Any) -> bool:
+    """Does the expression compare with ``today`` or ``now``?"""
+    return any(isinstance(x, Clock) for x in walk(e))
+
+
+def clock_operands(e: Any) -> list[Clock | Param]:
+    """In a requirement on the clock: the clock and the arguments compared with it (not the
+    arguments that only pick a row), each once, in order. Empty when the clock is not read."""
+    if not reads_clock(e):
+        return []
+    out: list[Clock | Param] = []
+
+    def visit(x: Any) -> None:
+        if isinstance(x, Clock | Param):
+            if x not in out:
+                out.append(x)
+        elif not isinstance(x, Field | Agg | Lookup):
+            for c in children(x):
+                visit(c)
+
+    visit(e)
+    return out
+
+
 def lookups(e: Any) -> list[Lookup]:
     """Row lookups inside e, inner ones first, each once, in order of appearance."""
     seen: list[Lookup] = []

@@ -127,13 +127,19 @@ def check(op: Operation, ev: Evaluator) -> int | None:
 
 
 def observed(e: Any, ev: Evaluator) -> dict[str, Any]:
-    """The stored values a requirement read: what the agent is told when it fails."""
+    """The values a requirement read: what the agent is told when it fails.
+
+    Stored fields as ``table.column``, aggregates by their text; a requirement on the clock also
+    reports ``today``/``now`` and the arguments it compares with it ("the date is in the past" says
+    which date and which today)."""
     out = {}
     for x in X.walk(e):
         if isinstance(x, X.Field):
             out[f"{x.row.table}.{x.column}"] = ev.eval(x)
         elif isinstance(x, X.Agg):
             out[X.render(x)] = ev.eval(x)
+    for x in X.clock_operands(e):
+        out[x.name] = ev.eval(x)
     return out
 
 

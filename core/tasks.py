@@ -512,7 +512,7 @@ class TaskGenerator:
         if not out["ok"]:
             obs = out["error"].get("observed") or {}
             cands = [RequiredValue(value=v, label=k, why="what blocks the request")
-                     for k, v in obs.items() if "(" not in k and not _trivial(v)]
+                     for k, v in obs.items() if "." in k and "(" not in k and not _trivial(v)]  # stored fields
             cands.sort(key=lambda r: self._guessable(r.value))  # a balance or a date before a status word
             return cands[:1]
         res = out["result"]
