@@ -33,14 +33,16 @@ def call(tool: str, /, **arguments) -> dict:
     return {"name": tool, "arguments": arguments}
 
 
-@pytest.fixture(scope="module")
+# Runtimes are cheap (tens of milliseconds), so each test builds its own: then every test that
+# relies on what DomainRuntime.__init__ does also runs it (mutation testing attributes code to tests).
+@pytest.fixture
 def runtime(bike_domain):
     return DomainRuntime(bike_domain)
 
 
 @pytest.fixture(scope="module")
-def tasks(bike_domain, runtime):
-    tasks, _ = TaskGenerator(bike_domain, runtime, seed=3).generate(6)
+def tasks(bike_domain):
+    tasks, _ = TaskGenerator(bike_domain, DomainRuntime(bike_domain), seed=3).generate(6)
     return tasks
 
 
@@ -72,11 +74,12 @@ def test_reset_gives_the_policy_every_passed_tool_and_the_first_message(bike_dom
     assert all(r.status == "passed" for r in bike_domain.tools)
     assert obs["tools"] == want
     assert runtime.tool_schemas() is runtime.tool_schemas()  # built once
-    assert runtime.name == "bike_rental"
+    assert runtime.name == "bike_rental" and runtime.domain is bike_domain and runtime.refused == {}
 
 
 def test_the_first_reset_needs_a_task_and_evaluate_needs_a_reset(runtime):
     e = Environment(runtime)
+    assert e.calls == [] and e.task is None
     with pytest.raises(ValueError, match=r"^evaluate\(\) before reset\(\)$"):
         e.evaluate([])
     with pytest.raises(ValueError, match=r"^reset\(\) needs a task the first time$"):
@@ -267,14 +270,14 @@ def test_diff_shows_a_deleted_row(runtime):
 # ---------------------------------------------------------------- which tools reach agents
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lab(bike_domain):
     """bike_rental with one rejected tool, one tampered tool and three hand-written ones."""
     d = bike_domain.model_copy(deep=True)
     recs = {r.spec.name: r for r in d.tools}
     recs["get_bike"].status = "rejected"
     recs["get_bike"].reason = "a test failed"
-    recs["move_bike"].implementation.source = "import os\n" + recs["move_bike"].implementation.source
+    recs["move_bike"].implementation.source = "import os\nimport sys\n" + recs["move_bike"].implementation.source
     base = recs["top_up_balance"].spec
 
     def tool(name: str, body: str) -> ToolRecord:
@@ -297,11 +300,13 @@ def test_only_tools_that_passed_reach_agents(lab):
     assert "get_rider" in names and "spin" in names
     assert e.step(call("get_bike", bike_id="BK-0001")) == {"ok": False, "error": {
         "kind": "unknown_tool", "message": "no tool named 'get_bike'; see the tool list"}}
+    assert lab.call(e.db, e.ctx, "get_bike", {"bike_id": "BK-0001"}).ok is False
 
 
 def test_a_stored_tool_the_sandbox_refuses_is_left_out_and_listed(lab):
-    assert set(lab.refused) == {"move_bike"}
-    assert "os" in lab.refused["move_bike"]
+    allowed = "(allowed: collections, functools, itertools, json, math, statistics)"
+    assert lab.refused == {"move_bike": f"line 1: import of 'os' is not allowed {allowed}; "
+                                        f"line 2: import of 'sys' is not allowed {allowed}"}
     e = Environment(lab, make_task())
     assert "move_bike" not in [t["function"]["name"] for t in e.reset()["tools"]]
     assert e.step(call("move_bike", bike_id="BK-0001", station_id="STN-0001"))["error"]["kind"] == "unknown_tool"
@@ -345,8 +350,8 @@ def test_the_snapshot_cache_keeps_within_its_budget_dropping_the_oldest(bike_dom
     assert rt.initial_snapshot(ts[1]) is b and rt.initial_snapshot(ts[2]) is c
     d = rt.initial_snapshot(ts[3])
     assert rt.initial_snapshot(ts[2]) is c and rt.initial_snapshot(ts[3]) is d
-    assert rt.initial_snapshot(ts[0]) is not a  # rebuilt
-    assert rt.initial_snapshot(ts[0]) == a
+    assert rt.initial_snapshot(ts[1]) is not b  # it went when the fourth came
+    assert rt.initial_snapshot(ts[1]) == b  # rebuilt the same
 
 
 def test_a_snapshot_bigger_than_the_budget_is_still_kept_alone(bike_domain, sql):
@@ -381,12 +386,24 @@ def test_a_delta_upserts_and_deletes_over_the_seed_and_moves_counters(runtime, s
                                   if k != "payment_id"})["payment_id"] == "PAY-0051"  # deleting does not move ids
 
 
-def test_a_delta_with_ids_below_the_seed_keeps_the_counters(runtime):
+@pytest.mark.parametrize("ids", [["RDR-0002"], ["VIP-ADA"], ["vip"], ["RDR-0002", "vip"]])
+def test_a_delta_with_ids_below_the_seed_or_without_numbers_keeps_the_counters(runtime, sql, ids):
     seed = runtime.build_db(StateDelta())
-    changed = {**seed.get("riders", "RDR-0002"), "status": "closed"}
-    odd = {**seed.get("riders", "RDR-0002"), "rider_id": "VIP-ADA", "email": "vip@example.com"}
-    db = runtime.build_db(StateDelta(upsert={"riders": [changed, odd]}))
-    assert db.insert("riders", {**changed, "rider_id": None})["rider_id"] == "RDR-0041"
+    rows = [{**seed.get("riders", "RDR-0002"), "rider_id": k, "email": f"{k}@example.com"} for k in ids]
+    db = runtime.build_db(StateDelta(upsert={"riders": rows}))
+    assert [sql.row(db, "riders", k) for k in ids] == rows
+    assert db.insert("riders", {**rows[0], "rider_id": None})["rider_id"] == "RDR-0041"
+
+
+def test_a_delta_moves_the_counter_of_a_prefix_with_a_dash():
+    from core.blueprint import parse_blueprint
+    from core.db import DomainDB
+
+    schema = parse_blueprint("domain: eu\ntables:\n  customers:\n    columns:\n      customer_id: id CUS-EU\n"
+                             "      name: name\n", "eu.yaml").schema
+    db = DomainDB(schema)
+    apply_delta(db, StateDelta(upsert={"customers": [{"customer_id": "CUS-EU-0042", "name": "Ada"}]}))
+    assert db.insert("customers", {"name": "Bob"})["customer_id"] == "CUS-EU-0043"
 
 
 def test_delta_between_rebuilds_the_later_state(runtime, sql):
@@ -403,6 +420,11 @@ def test_delta_between_rebuilds_the_later_state(runtime, sql):
     rebuilt = runtime.build_db(delta)
     assert sql.state(rebuilt) == sql.state(e)
     assert delta_between(runtime.schema, start, start) == StateDelta()
+    # a table left out has no rows on that side
+    rows = start["stations"]
+    assert delta_between(runtime.schema, {}, {"stations": rows}) == StateDelta(upsert={"stations": rows})
+    keys = [r["station_id"] for r in rows]
+    assert delta_between(runtime.schema, {"stations": rows}, {}) == StateDelta(delete={"stations": keys})
 
 
 def test_apply_delta_marks_the_database(runtime):
@@ -467,8 +489,16 @@ def test_batch_reset_step_and_evaluate(runtime, tasks):
     assert [r.reward for r in rewards] == [0.0, 0.0, 0.0]
     batch.reset()  # no tasks: each environment rolls back its own
     assert [e.task for e in batch.envs] == list(tasks[:3]) and all(e.calls == [] for e in batch.envs)
-    with pytest.raises(ValueError, match="zip"):
-        batch.step([first[0]])
+    for wrong in (lambda: batch.step([first[0]]), lambda: batch.reset(tasks[:2]), lambda: batch.evaluate([[]])):
+        with pytest.raises(ValueError, match=r"zip\(\) argument 2 is (shorter|longer) than argument 1"):
+            wrong()
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")  # the slots made before zip() noticed
+def test_batch_astep_needs_one_call_per_environment(runtime):
+    batch = EnvBatch([Environment(runtime, make_task()) for _ in range(3)])
+    with pytest.raises(ValueError, match=r"zip\(\) argument 2 is longer than argument 1"):
+        asyncio.run(batch.astep([None] * 4))
 
 
 def test_batch_astep_runs_each_environment_in_a_thread_and_skips_none(runtime, tasks):
