@@ -2,9 +2,11 @@
 
 Calls go through ``Environment.step``, the path agents use. Whatever the arguments, a step returns
 an outcome and never raises; a result has the shape the tool declares (a ``row`` is the stored
-row as it is after the call), and is JSON; a read tool changes nothing; a failed call carries
-a kind and a message and leaves the state exactly as it was. Runs are derandomized, so a failure
-reproduces.
+row as it is after the call), and is JSON; a read tool changes nothing; the undo log records a
+change exactly when the state hash moves; a failed call carries a kind and a message and leaves the
+state exactly as it was. Each example makes one call with valid arguments (drawn from the stored
+values, so most tools succeed at least once) and one with anything at all. Runs are derandomized,
+so a failure reproduces.
 """
 
 from __future__ import annotations
