@@ -156,15 +156,17 @@ def test_state_edge_when_an_effect_can_make_a_requirement_true(effect, requireme
                                reason=f"a {why}, which can satisfy: {requirement}")]
 
 
-@pytest.mark.xfail(strict=True, reason="core/graph.py only looks at comparisons whose left side is the column: "
-                                       "'closed' == accounts[..].status (a form docs/blueprints.md shows) is missed")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=("core/graph.py only looks at comparisons whose left side is the column: 'closed' == "
+                           "accounts[..].status (a form docs/blueprints.md shows) is missed"))
 def test_a_literal_on_the_left_is_the_same_requirement():
     assert [e.reason for e in state_edges(_state_ops([SET_CLOSED], [f"'closed' == {ST}"]))] == [
         f"a sets accounts.status, which can satisfy: 'closed' == {ST}"]
 
 
-@pytest.mark.xfail(strict=True, reason="core/graph.py: `=` of a literal enables only == and !=; setting "
-                                       "balance = 20 can make balance >= 10 true but gives no edge")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=("core/graph.py: `=` of a literal enables only == and !=; setting balance = 20 can make "
+                           "balance >= 10 true but gives no edge"))
 def test_setting_a_literal_that_satisfies_an_ordering_comparison():
     assert state_edges(_state_ops(["update accounts[account_id] set balance = 20"], [f"{BAL} >= 10"]))
 
@@ -261,9 +263,10 @@ PLAIN = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="core/graph.py _carries returns True for any identical column before the "
-                                       "id/ref check: accounts.label -> accounts.label makes a data edge (and in "
-                                       "bike_rental top_up_balance -> register_rider {name, email, phone})")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=("core/graph.py _carries returns True for any identical column before the id/ref check: "
+                           "accounts.label -> accounts.label makes a data edge (and in bike_rental top_up_balance -> "
+                           "register_rider {name, email, phone})"))
 @pytest.mark.parametrize("b_params,field", PLAIN, ids=[f for _, f in PLAIN])
 def test_the_same_plain_column_makes_no_data_edge(b_params, field):
     bp = _data_ops(ACC, "accounts[account_id]", b_params)

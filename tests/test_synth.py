@@ -6,6 +6,7 @@ import pytest
 
 from core import proctest
 from core.codegen import compile_operation
+from core.graph import graph_stats
 from core.invoke import ArgValidator, invoke
 from core.proctest import CaseBuilder
 from core.sandbox import load_tool
@@ -31,8 +32,7 @@ def test_correct_source_passes_every_case(env, name):
     cases = _cases(env, op)
     kinds = {c.case.kind for c in cases}
     assert {"happy", "bad_argument", "determinism"} <= kinds
-    if op.requires:
-        assert "precondition" in kinds
+    assert ("precondition" in kinds) == bool(op.requires)  # one case per requirement, none without
     results = _run(env, op, compile_operation(op, env.bp.schema), cases)
     assert [r.reason for r in results if not r.passed] == []
 
@@ -146,24 +146,22 @@ def test_every_bike_rental_tool_passes(bike_domain, bike_bp):
 
 
 def test_seed_rows_respect_the_schema(bike_domain):
-    rows = bike_domain.rows
-    for t in bike_domain.domain.tables:
-        keys = [r[t.primary_key] for r in rows[t.name]]
-        assert len(set(keys)) == len(keys) == t.rows
-        for c in t.columns:
-            vals = [r[c.name] for r in rows[t.name]]
-            present = [v for v in vals if v is not None]
-            if not c.nullable:
-                assert len(present) == len(vals), f"{t.name}.{c.name} has empty values"
-            if c.unique:
-                assert len(set(present)) == len(present), f"{t.name}.{c.name} is not unique"
-            if c.type == "ref":
-                target = {r[bike_domain.domain.table(c.table).primary_key] for r in rows[c.table]}
-                assert set(present) <= target, f"{t.name}.{c.name} points at missing rows"
-            if c.type == "enum":
-                assert set(present) <= set(c.values)
-            if c.type in ("int", "money", "float"):
-                assert all(c.min <= v <= c.max for v in present), f"{t.name}.{c.name} out of bounds"
+    rows, schema = bike_domain.rows, bike_domain.domain
+    assert {t.name: len({r[t.primary_key] for r in rows[t.name]}) for t in schema.tables} == {
+        t.name: t.rows for t in schema.tables}
+    cols = [(t, c, [r[c.name] for r in rows[t.name]]) for t in schema.tables for c in t.columns]
+    keys = {t.name: {r[t.primary_key] for r in rows[t.name]} for t in schema.tables}
+    problems = [f"{t.name}.{c.name} has empty values" for t, c, v in cols if not c.nullable and None in v]
+    problems += [f"{t.name}.{c.name} is not unique" for t, c, v in cols
+                 if c.unique and len({x for x in v if x is not None}) != len([x for x in v if x is not None])]
+    problems += [f"{t.name}.{c.name} points at missing rows" for t, c, v in cols
+                 if c.type == "ref" and not {x for x in v if x is not None} <= keys[c.table]]
+    problems += [f"{t.name}.{c.name} is outside its enum" for t, c, v in cols
+                 if c.type == "enum" and not {x for x in v if x is not None} <= set(c.values)]
+    problems += [f"{t.name}.{c.name} is out of bounds" for t, c, v in cols
+                 if c.type in ("int", "money", "float") and not all(c.min <= x <= c.max for x in v if x is not None)]
+    assert problems == []
+    assert sum(c.type == "ref" for _, c, _ in cols) >= 5 and sum(c.unique for _, c, _ in cols) >= 3  # not vacuous
 
 
 def _fingerprint(d):
@@ -197,9 +195,26 @@ def test_graph_has_labelled_data_and_state_edges(bike_domain):
     names = {t.spec.name for t in bike_domain.tools}
     assert all(e.source in names and e.target in names and e.source != e.target for e in bike_domain.edges)
     st = bike_domain.stats()
-    pairs = {(e.source, e.target) for e in bike_domain.edges}
-    assert st.edges == len(pairs)
-    assert st.density == round(len(pairs) / (st.tools_passed * (st.tools_passed - 1)), 4)
+    g = graph_stats(sorted(names), bike_domain.edges)  # networkx's count and density of the same graph
+    assert (st.edges, st.density, st.tools_passed) == (g["edges"], g["density"], g["nodes"])
+    assert g["data_edges"] + g["state_edges"] == len(bike_domain.edges) > st.edges > 0  # some pairs have both
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="core/graph.py links identical plain columns (see tests/test_graph.py): top_up_balance -> "
+                          "register_rider {name: name, email: email, phone: phone}")
+def test_every_data_edge_links_ids_or_references(bike_domain):
+    schema = bike_domain.domain
+    tools = {t.spec.name: t.spec for t in bike_domain.tools}
+
+    def kind(carried):
+        table, col = carried.split(".")
+        return schema.table(table).column(col).type
+
+    plain = [(e.source, e.target, f, p) for e in bike_domain.edges if e.kind == "data" for f, p in e.label.items()
+             if kind(tools[e.source].returns.fields[f]) not in ("id", "ref")
+             or kind(next(q.column for q in tools[e.target].params if q.name == p)) not in ("id", "ref")]
+    assert plain == []
 
 
 class _BrokenBackend:
@@ -264,3 +279,28 @@ def test_a_failing_tool_is_regenerated_with_its_failures_as_feedback(env):
     assert rec.implementation.attempts == 2
     assert backend.feedback[0] == []
     assert any("wrong return value" in f for f in backend.feedback[1])
+
+
+class _DottedImportBackend:
+    """Writes a tool that imports from a submodule of an allowed module."""
+
+    name = "dotted-import"
+    max_attempts = 1
+
+    def implement(self, op, schema, feedback):
+        from core.models import Implementation
+
+        src = "from json.decoder import scanstring\n" + compile_operation(op, schema)
+        return Implementation(tool=op.name, source=src, backend=self.name)
+
+
+@pytest.mark.xfail(strict=True, raises=ImportError,
+                   reason="core/sandbox.py: `from json.decoder import x` passes the policy and load_tool raises "
+                          "ImportError, which implement_and_test does not catch: the whole domain fails")
+def test_a_tool_the_sandbox_cannot_load_is_rejected_not_a_crash(env):
+    from core.synth import SynthOptions, implement_and_test
+
+    op = env.bp.operation("top_up_balance")
+    rec = implement_and_test(op, env.bp, _DottedImportBackend(), env.db, env.base, env.factory, env.ctx,
+                             SynthOptions())
+    assert rec.status == "rejected" and "json.decoder" in rec.reason
