@@ -108,7 +108,9 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
         if isinstance(node, ast.Import | ast.ImportFrom):
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for m in mods:
-                if m.split(".")[0] not in MODULE_ALLOW:
+                if m.split(".")[0] in MODULE_ALLOW and m not in MODULE_ALLOW:  # import json.decoder
+                    no(node, f"import of {m!r} is not allowed (import the module itself)")
+                elif m not in MODULE_ALLOW:
                     no(node, f"import of {m!r} is not allowed (allowed: {', '.join(sorted(MODULE_ALLOW))})")
             if isinstance(node, ast.ImportFrom) and node.level:
                 no(node, "relative imports are not allowed")
@@ -116,10 +118,6 @@ def check_source(source: str, expect: str | None = None) -> ast.Module:
                 for a in node.names:
                     if a.name not in MODULE_ALLOW[node.module]:
                         no(node, f"{node.module}.{a.name} is not available to tool code")
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if "." in a.name:
-                        no(node, f"import of {a.name!r} is not allowed (import the module itself)")
         elif isinstance(node, ast.Name):
             if node.id in FORBIDDEN_NAMES:
                 no(node, f"{node.id!r} is not allowed in tool code")

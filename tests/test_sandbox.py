@@ -529,11 +529,6 @@ def test_the_import_hook_refuses_what_the_policy_would(fresh_stand_ins):
         hook("json", None, None, ("dumps", "codecs"), 0)
 
 
-@pytest.mark.xfail(strict=True, raises=ImportError,
-                   reason=("core/sandbox.py check_source lets `from json.decoder import x` through (it checks only "
-                           "the first part of a dotted from-import), so load_tool raises ImportError instead of "
-                           "PolicyViolation; synthesis and DomainRuntime catch only PolicyViolation, so such a tool "
-                           "crashes the domain instead of being rejected or listed in runtime.refused"))
 def test_a_dotted_from_import_is_refused_by_the_policy():
     with pytest.raises(PolicyViolation, match="json.decoder"):
         load_tool(tool("return scanstring", "from json.decoder import scanstring\n"), "t")

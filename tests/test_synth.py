@@ -294,9 +294,6 @@ class _DottedImportBackend:
         return Implementation(tool=op.name, source=src, backend=self.name)
 
 
-@pytest.mark.xfail(strict=True, raises=ImportError,
-                   reason="core/sandbox.py: `from json.decoder import x` passes the policy and load_tool raises "
-                          "ImportError, which implement_and_test does not catch: the whole domain fails")
 def test_a_tool_the_sandbox_cannot_load_is_rejected_not_a_crash(env):
     from core.synth import SynthOptions, implement_and_test
 
