@@ -148,12 +148,9 @@ STATE_CASES = [
 @pytest.mark.parametrize("effect,requirement,why", STATE_CASES,
                          ids=[f"{e} | {r}" for e, r, _ in STATE_CASES])
 def test_state_edge_when_an_effect_can_make_a_requirement_true(effect, requirement, why):
-    edges = state_edges(_state_ops([effect], [requirement]))
-    if why is None:
-        assert edges == []
-        return
-    assert edges == [GraphEdge(source="a", target="b", kind="state",
-                               reason=f"a {why}, which can satisfy: {requirement}")]
+    expected = [] if why is None else [GraphEdge(source="a", target="b", kind="state",
+                                                 reason=f"a {why}, which can satisfy: {requirement}")]
+    assert state_edges(_state_ops([effect], [requirement])) == expected
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -248,11 +245,8 @@ DATA_CASES = [
                          ids=[f"{r} -> {b}" for _, r, b, _ in DATA_CASES])
 def test_data_edge_when_a_returned_id_fits_a_parameter(a_params, a_returns, b_params, label):
     bp = _data_ops(a_params, a_returns, b_params)
-    edges = data_edges(bp.operations, bp.schema)
-    if label is None:
-        assert edges == []
-        return
-    assert edges == [GraphEdge(source="a", target="b", kind="data", label=label)]
+    expected = [] if label is None else [GraphEdge(source="a", target="b", kind="data", label=label)]
+    assert data_edges(bp.operations, bp.schema) == expected
 
 
 PLAIN = [
