@@ -28,13 +28,19 @@ SCHEMA = {
     "required": ["rider_id"],
     "additionalProperties": False,
 }
-V = ArgValidator(SCHEMA)
+
+
+def validate(args):
+    """SCHEMA's validator, built per call, so every test also runs ArgValidator's constructor."""
+    return ArgValidator(SCHEMA)(args)
+
+
 NONE = {"amount": None, "hours": None, "insured": None, "kind": None, "on": None, "at": None}
 
 
 def refused(args, message: str, argument: str | None) -> None:
     with pytest.raises(InvalidArgument) as ei:
-        V(args)
+        validate(args)
     assert ei.value.message == message
     assert ei.value.argument == argument
     assert ei.value.kind == "invalid_argument"
@@ -44,8 +50,8 @@ def refused(args, message: str, argument: str | None) -> None:
 
 
 def test_valid_arguments_come_back_complete_and_in_schema_order():
-    assert V({"rider_id": "RDR-0001"}) == {"rider_id": "RDR-0001", **NONE}
-    got = V({"at": "2026-03-02T09:00:00", "kind": "day", "rider_id": "R", "amount": 5, "hours": 12.0,
+    assert validate({"rider_id": "RDR-0001"}) == {"rider_id": "RDR-0001", **NONE}
+    got = validate({"at": "2026-03-02T09:00:00", "kind": "day", "rider_id": "R", "amount": 5, "hours": 12.0,
              "insured": False, "on": "2026-02-28"})
     assert list(got) == list(SCHEMA["properties"])
     assert got == {"rider_id": "R", "amount": 5, "hours": 12, "insured": False, "kind": "day", "on": "2026-02-28",
@@ -88,9 +94,9 @@ def test_invalid_arguments_are_refused_naming_the_argument(args, message, argume
 
 
 def test_bounds_are_inclusive():
-    assert V({"rider_id": "R", "amount": 5, "hours": 12})["amount"] == 5
-    assert V({"rider_id": "R", "amount": 200.0, "hours": 1})["amount"] == 200.0
-    assert V({"rider_id": "R" * 12})["rider_id"] == "R" * 12
+    assert validate({"rider_id": "R", "amount": 5, "hours": 12})["amount"] == 5
+    assert validate({"rider_id": "R", "amount": 200.0, "hours": 1})["amount"] == 200.0
+    assert validate({"rider_id": "R" * 12})["rider_id"] == "R" * 12
 
 
 def test_an_open_schema_drops_unknown_arguments_and_a_closed_one_with_no_parameters_says_none():
@@ -153,7 +159,7 @@ def test_a_successful_call_returns_its_result_and_keeps_its_writes(bike, sql):
         return tdb.get("riders", rider_id)
 
     out = invoke(tool, ONE, db, ctx, {"rider_id": "RDR-0005"})
-    assert out.ok and out.result == sql.row(db, "riders", "RDR-0005")
+    assert out.ok is True and out.result == sql.row(db, "riders", "RDR-0005")
     assert out.result["status"] == "closed"
     assert isinstance(seen["db"], ToolDB) and seen["ctx"] is ctx  # tools get the proxy, never the DomainDB
     assert not db.conn.in_transaction  # the savepoint was released
@@ -170,6 +176,7 @@ def test_bad_arguments_never_reach_the_tool(bike):
     db, ctx = bike
     called = []
     out = invoke(lambda *a, **k: called.append(k), ONE, db, ctx, {"rider": "RDR-0001"})
+    assert out.ok is False
     assert out.to_dict() == {"ok": False, "error": {"kind": "invalid_argument", "argument": "rider",
                                                     "message": "unknown argument 'rider' (expected: rider_id)"}}
     assert called == []
@@ -196,7 +203,7 @@ def test_a_failing_tool_becomes_an_error_and_is_rolled_back(bike, sql, exc, erro
     db, ctx = bike
     state = sql.state(db)
     out = invoke(raising(exc), ONE, db, ctx, {"rider_id": "RDR-0005"})
-    assert out.to_dict() == {"ok": False, "error": error}
+    assert out.ok is False and out.to_dict() == {"ok": False, "error": error}
     assert sql.state(db) == state
     assert not db.conn.in_transaction
 
@@ -264,7 +271,7 @@ def test_a_string_over_the_default_limit_is_an_invalid_argument(bike):
                                        "escapes invoke (JSON arguments can carry such an integer)")
 def test_a_huge_integer_for_a_number_is_an_invalid_argument(bike):
     db, ctx = bike
-    out = invoke(lambda *a, **k: 1, V, db, ctx, {"rider_id": "R", "amount": 10**400})
+    out = invoke(lambda *a, **k: 1, ArgValidator(SCHEMA), db, ctx, {"rider_id": "R", "amount": 10**400})
     assert out.kind == "invalid_argument" and out.error["argument"] == "amount"
 
 
