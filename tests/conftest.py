@@ -196,3 +196,11 @@ def env(bike_env):
     """The module's seeded bike_rental database, restored to its seed state for each test."""
     bike_env.fresh()
     return bike_env
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Readable ids for source-code and regex parameters: no backslash escapes, which a test id
+    must not hold to be selected again by name (mutmut re-runs tests by id)."""
+    if isinstance(val, str) and ("\n" in val or "\\" in val):
+        return val.replace("\n", " | ").replace("\\", "")
+    return None
