@@ -20,13 +20,14 @@ Measures what the "valid tasks" work has to fix (the numbers are expected to be 
 
 How each is decided:
 
-- **Ownership** comes from reference paths. The customer table is the one
-  ``TaskGenerator._customer_table`` picks. From a table T, follow ``ref`` columns (no table twice)
-  to the customer table; only the shortest such paths count (all of them when several tie). A row
-  is owned by the customers those paths reach from it (the customer table's own rows by
-  themselves); a table with no path, or a row whose path ends in a null, is unowned.
+- **Ownership** comes from reference paths, as ``core/ownership.py`` derives them for task
+  generation too. The customer table is ``core.ownership.customer_table`` (the first with a unique
+  email and a name column). From a table T, follow ``ref`` columns (no table twice) to the customer
+  table; only the shortest such paths count (all of them when several tie). A row is owned by the
+  customers those paths reach from it (the customer table's own rows by themselves); a table with
+  no path, or a row whose path ends in a null, is unowned.
 - **The rows a goal acts on**: each goal parameter whose ``ParamSpec.column`` is an ``id`` column
-  (that table's row) or a ``ref`` column (the referenced table's row). The chain is replayed from
+  (that table's row) or a ``ref`` column (the referenced table's row): ``core.ownership.key_params``. The chain is replayed from
   the initial state (``DomainRuntime.build_db(task.initial)``), and each goal's rows are read in
   the state just before that goal runs, so a row an earlier goal created is resolved too (a key
   with no row there is skipped).
@@ -62,9 +63,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -74,9 +74,10 @@ sys.path.insert(0, str(ROOT))
 
 from core.context import ToolContext  # noqa: E402
 from core.env import DomainRuntime  # noqa: E402
-from core.models import Domain, DomainSchema, Table  # noqa: E402
+from core.models import Domain, Table  # noqa: E402
+from core.ownership import customer_table, owner_paths, row_owners  # noqa: E402
+from core.ownership import key_params as _key_params  # noqa: E402
 from core.store import Workspace  # noqa: E402
-from core.tasks import TaskGenerator  # noqa: E402
 
 ANONYMOUS = "a colleague at the front desk"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -86,70 +87,10 @@ _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 
 # ---------------------------------------------------------------------------------------- ownership
 
-def customer_table(schema: DomainSchema) -> Table | None:
-    """The customer table, exactly as task generation picks it."""
-    return TaskGenerator._customer_table(SimpleNamespace(schema=schema))
-
-
-def owner_paths(schema: DomainSchema, customer: str | None) -> dict[str, list[list[tuple[str, str, str]]]]:
-    """table -> its shortest reference paths to the customer table, as [(table, ref column, next table)].
-
-    The customer table has one empty path; a table with no path to it is left out."""
-    if customer is None:
-        return {}
-    out: dict[str, list[list[tuple[str, str, str]]]] = {}
-    for start in schema.tables:
-        found: list[list[tuple[str, str, str]]] = []
-        queue: deque[tuple[str, list[tuple[str, str, str]]]] = deque([(start.name, [])])
-        while queue:
-            table, path = queue.popleft()
-            if found and len(path) > len(found[0]):
-                break
-            if table == customer:
-                found.append(path)
-                continue
-            seen = {start.name, *(step[2] for step in path)}
-            for col in schema.table(table).columns:
-                if col.type == "ref" and col.table and col.table not in seen and schema.has_table(col.table):
-                    queue.append((col.table, [*path, (table, col.name, col.table)]))
-        if found:
-            out[start.name] = found
-    return out
-
-
-def row_owners(db: Any, paths: dict[str, list[list[tuple[str, str, str]]]], table: str, key: Any) -> set:
-    """The customer keys that own row ``key`` of ``table`` in ``db`` (empty: unowned or no such row)."""
-    owners = set()
-    for path in paths.get(table, []):
-        row = db.get(table, key)
-        k = key
-        for _, col, nxt in path:
-            if row is None:
-                break
-            k = row.get(col)
-            row = db.get(nxt, k) if k is not None else None
-        if row is not None:
-            owners.add(k)
-    return owners
-
-
 def key_params(runtime: DomainRuntime, tool: str) -> list[tuple[str, str]]:
-    """(parameter, table of the row it names) for a tool's id/ref parameters."""
-    schema = runtime.schema
+    """(parameter, table of the row it names) for a tool's id/ref parameters (``core.ownership.key_params``)."""
     tool_rec = runtime.tools.get(tool)
-    out = []
-    for p in tool_rec.spec.params if tool_rec else []:
-        if not p.column or "." not in p.column:
-            continue
-        t, c = p.column.split(".", 1)
-        if not schema.has_table(t) or not schema.table(t).has_column(c):
-            continue
-        col = schema.table(t).column(c)
-        if col.type == "id":
-            out.append((p.name, t))
-        elif col.type == "ref" and col.table:
-            out.append((p.name, col.table))
-    return out
+    return _key_params(runtime.schema, tool_rec.spec) if tool_rec else []
 
 
 def persona_email(task: Any, email_col: str | None) -> str | None:
