@@ -28,7 +28,8 @@ from core.db import DomainDB, IntegrityError
 from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
 from core.interp import op_lookups
-from core.models import Domain, Provenance, Table
+from core.models import Domain, Provenance
+from core.ownership import Ownership, key_params
 from core.reward import RequiredValue, expected_from, value_mentioned
 from core.seed import RowFactory, derive_seed
 from core.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
@@ -108,17 +109,12 @@ class TaskGenerator:
         self.graph = to_networkx(list(self.ops), domain.edges)
         self.ctx = ToolContext(self.schema.clock)
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
-        self.customer = self._customer_table()
+        self.ownership = Ownership(self.schema)
+        self.customer = self.ownership.customer  # core.ownership.customer_table
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
 
     # ------------------------------------------------------------------ helpers
-
-    def _customer_table(self) -> Table | None:
-        for t in self.schema.tables:
-            if any(c.type == "email" and c.unique for c in t.columns) and any(c.type == "name" for c in t.columns):
-                return t
-        return None
 
     def _tool(self, name: str) -> str | None:
         return name if name in self.runtime.tools else None
@@ -126,8 +122,11 @@ class TaskGenerator:
     def _db(self) -> DomainDB:
         return DomainDB.from_snapshot(self.schema, self.runtime.seed_snapshot)
 
-    def _run_goals(self, db: DomainDB, goals: list[Goal]) -> list[Any]:
-        """Run the goals in order on ``db``; args of fixed params come from the previous output."""
+    def _run_goals(self, db: DomainDB, goals: list[Goal], before: Any = None, after: Any = None) -> list[Any]:
+        """Run the goals in order on ``db``; args of fixed params come from the previous output.
+
+        ``before(goal, db)`` and ``after(goal, db)``, when given, are called around each goal's run
+        (its args resolved)."""
         outs: list[Any] = []
         for i, g in enumerate(goals):
             args = dict(g.args)
@@ -137,7 +136,11 @@ class TaskGenerator:
                     raise Drop("an earlier goal did not produce the value a later one needs")
                 args[p] = prev[f]
             g.args = args
+            if before is not None:
+                before(g, db)
             out = self.runtime.call(db, self.ctx, g.op.name, args)
+            if after is not None:
+                after(g, db)
             if out.kind != g.expect:
                 raise Drop(f"goal {g.op.name} gave {out.kind}, expected {g.expect}")
             outs.append(out.result if out.ok else out.error)
@@ -226,23 +229,65 @@ class TaskGenerator:
 
     # ------------------------------------------------------------------ references
 
-    def _persona(self, db: DomainDB, goals: list[Goal], rng: random.Random) -> dict | None:
+    def _acted_on(self, g: Goal, db: DomainDB) -> list[tuple[str, Any]]:
+        """(table, key) of every row goal ``g`` acts on: its key parameters (``key_params``: an id or a
+        ref column) and the rows its specification looks up by a parameter."""
+        out = [(t, g.args.get(p)) for p, t in key_params(self.schema, g.op.spec)]
+        out += [(lk.table, g.args.get(lk.key.name)) for lk in op_lookups(g.op) if isinstance(lk.key, X.Param)]
+        return list(dict.fromkeys((t, k) for t, k in out if k is not None and db.get(t, k) is not None))
+
+    def _owners(self, db: DomainDB, goals: list[Goal]) -> tuple[set, dict[Any, dict]]:
+        """Run the chain on a copy of the initial state ``db`` and collect the customers who own the
+        rows the goals act on: each goal's rows read just before it runs (so a row an earlier goal
+        created is owned per the state that goal left), and the rows it inserts, read just after.
+        Also returns each owner's customer row as first seen (a customer the chain creates)."""
+        owners: set = set()
+        rows: dict[Any, dict] = {}
         c = self.customer
         if c is None:
+            return owners, rows
+
+        def own(state: DomainDB, table: str, key: Any) -> set:
+            found = self.ownership.owner_of(state, table, key)
+            for who in found:
+                owners.add(who)
+                rows.setdefault(who, state.get(c.name, who))
+            return found
+
+        def before(g: Goal, state: DomainDB) -> None:
+            state.mark()
+            for table, key in self._acted_on(g, state):
+                found = own(state, table, key)
+                if table != c.name and db.get(table, key) is not None and any(db.get(c.name, w) is None for w in found):
+                    # the arranger pointed an existing row at the id a customer the chain creates will get
+                    raise Drop("a record belongs to a customer the task creates later")
+
+        def after(g: Goal, state: DomainDB) -> None:
+            for table, pre in state.before.items():
+                for key, old in pre.items():
+                    if old is None and state.get(table, key) is not None:  # inserted by this goal
+                        own(state, table, key)
+
+        sim = DomainDB.from_snapshot(self.schema, db.snapshot())
+        try:
+            self._run_goals(sim, goals, before, after)
+        finally:
+            sim.close()
+        return owners, rows
+
+    def _persona(self, db: DomainDB, goals: list[Goal]) -> dict | None:
+        """The customer the task is for: the one customer whose rows the goals act on, or None when the
+        goals touch no customer's row (a colleague asks). Rows of two customers: the attempt is dropped.
+
+        A customer the chain itself creates (a new customer signing up) is the persona too; their
+        row is read from the state the creating goal left."""
+        owners, rows = self._owners(db, goals)
+        if len(owners) > 1:
+            raise Drop("a goal acts on another customer's record")
+        if not owners:
             return None
-        for g in goals:
-            for lk in op_lookups(g.op):
-                if isinstance(lk.key, X.Param) and lk.table == c.name and lk.key.name not in g.fixed:
-                    return db.get(c.name, g.args[lk.key.name])
-        for g in goals:
-            for lk in op_lookups(g.op):
-                if isinstance(lk.key, X.Param) and lk.key.name not in g.fixed:
-                    row = db.get(lk.table, g.args[lk.key.name])
-                    t = self.schema.table(lk.table)
-                    for col in t.columns:
-                        if row and col.type == "ref" and col.table == c.name and row[col.name]:
-                            return db.get(c.name, row[col.name])
-        return None
+        (who,) = owners
+        return db.get(self.customer.name, who) or rows[who]
 
     def _refer(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
         ref = self._refer_by(db, table, key, persona, rng)
@@ -361,12 +406,9 @@ class TaskGenerator:
                 raise Drop("no requirement of the goal can be shown to the user")
             goals = goals[:last + 1]
         db = self._arrange(rng, goals, refusal)
-        # check the whole chain runs from the initial state, and resolve step-fed arguments
-        sim = DomainDB.from_snapshot(self.schema, db.snapshot())
-        self._run_goals(sim, goals)
-        sim.close()
-
-        persona = self._persona(db, goals, rng)
+        # check the whole chain runs from the initial state, resolve step-fed arguments, and find
+        # whose records the goals act on: the persona, or a drop when it is more than one customer
+        persona = self._persona(db, goals)
         self._budget, self._planned = self.max_chain - len(goals), []
         refs: dict[tuple[int, str], Ref] = {}
         for gi, g in enumerate(goals):
@@ -532,6 +574,10 @@ class TaskGenerator:
     def _scenario(self, goals: list[Goal], refs: dict, persona: dict | None, values: list[RequiredValue],
                   refused: bool) -> Scenario:
         known: dict[str, Any] = {}
+        c = self.customer
+        if persona and c is not None:  # the persona's email first: another record's email must not hide it
+            email_col = next(col.name for col in c.columns if col.type == "email" and col.unique)
+            known[email_col] = persona[email_col]
         phrases = []
         for gi, g in enumerate(goals):
             text = g.op.spec.intent
@@ -540,7 +586,12 @@ class TaskGenerator:
                 r = refs.get((gi, p.name))
                 if r is None:
                     continue
-                known.update(r.known)
+                for k, v in r.known.items():  # a second fact of the same name keeps its own key (email_2)
+                    key, n = k, 1
+                    while key in known and known[key] != v:
+                        n += 1
+                        key = f"{k}_{n}"
+                    known[key] = v
                 slot = "{" + p.name + "}"
                 if slot not in text:
                     extra.append(f"{_human(p.name)}: {r.phrase}")
@@ -555,13 +606,10 @@ class TaskGenerator:
                         phrase = phrase.rsplit(" ", 1)[1]
                 text = text.replace(slot, phrase)
             phrases.append(text + (f" ({'; '.join(extra)})" if extra else ""))
-        c = self.customer
         who = ""
         if persona and c is not None:
             name_col = next(col.name for col in c.columns if col.type == "name")
-            email_col = next(col.name for col in c.columns if col.type == "email" and col.unique)
             who = f"Hi, I'm {persona[name_col]} (email {persona[email_col]}). "
-            known.setdefault(email_col, persona[email_col])
             persona_text = f"{persona[name_col]}, a {_human(c.singular)} with email {persona[email_col]}"
         else:
             persona_text = "a colleague at the front desk"

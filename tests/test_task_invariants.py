@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from core.context import ToolContext
 from core.env import DomainRuntime, Environment
 from core.models import Domain
 from core.reward import value_mentioned
@@ -264,6 +265,118 @@ def test_the_instruction_states_the_facts_but_not_the_answers(gen, name):
             assert not value_mentioned(v.value, text), (t.id, v)
 
 
+def customer_table_of(schema) -> Any:
+    """docs/tasks.md: the first table with a unique email column and a name column."""
+    return next((tb for tb in schema.tables if any(c.type == "email" and c.unique for c in tb.columns)
+                 and any(c.type == "name" for c in tb.columns)), None)
+
+
+def shortest_ref_paths(schema, customer: str) -> dict[str, list[list[tuple[str, str, str]]]]:
+    """docs/tasks.md, Ownership: table -> its shortest chains of ref columns to the customer table (ties
+    kept, no table twice), found here by breadth-first search level by level."""
+    out = {}
+    for start in schema.tables:
+        level: list[tuple[str, list[tuple[str, str, str]]]] = [(start.name, [])]
+        while level:
+            done = [path for table, path in level if table == customer]
+            if done:
+                out[start.name] = done
+                break
+            nxt = []
+            for table, path in level:
+                seen = {start.name, *(s[2] for s in path)}
+                nxt += [(c.table, [*path, (table, c.name, c.table)]) for c in schema.table(table).columns
+                        if c.type == "ref" and c.table not in seen]
+            level = nxt
+    return out
+
+
+def owners_in_sql(conn: sqlite3.Connection, paths: dict, table: str, key: Any) -> set:
+    """The customer keys row ``key`` of ``table`` reaches along its ownership paths, joined in plain SQL."""
+    found = set()
+    for path in paths.get(table, []):
+        if not path:  # a customer row owns itself
+            pk = primary_key(conn, table)
+            found |= {r[0] for r in conn.execute(f'SELECT "{pk}" FROM "{table}" WHERE "{pk}" = ?', (key,))}
+            continue
+        joins = "".join(f' JOIN "{nxt}" a{i + 1} ON a{i}."{col}" = a{i + 1}."{primary_key(conn, nxt)}"'
+                        for i, (_, col, nxt) in enumerate(path))
+        last = f'a{len(path)}."{primary_key(conn, path[-1][2])}"'
+        sql = f'SELECT {last} FROM "{table}" a0{joins} WHERE a0."{primary_key(conn, table)}" = ?'
+        found |= {r[0] for r in conn.execute(sql, (key,))}
+    return found
+
+
+def snapshot_sql(db) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(db.snapshot())
+    return conn
+
+
+def goal_owners(g: Generated, t: Task, paths: dict) -> tuple[set, sqlite3.Connection]:
+    """Replay the chain; before each goal, the owners of the rows its id/ref parameters name, and after
+    it, the owners of the rows it inserted (both in plain SQL). Returns them and the final state."""
+    schema = g.runtime.schema
+    db = g.runtime.build_db(t.initial)
+    ctx = ToolContext(schema.clock)
+    owners: set = set()
+    for s in t.chain:
+        if s.role == "goal":
+            conn = snapshot_sql(db)
+            for p in g.runtime.tools[s.tool].spec.params:
+                if s.args.get(p.name) is None or not p.column:
+                    continue
+                tb, col = p.column.split(".")
+                c = schema.table(tb).column(col)
+                table = tb if c.type == "id" else c.table if c.type == "ref" else None
+                if table is not None:
+                    owners |= owners_in_sql(conn, paths, table, s.args[p.name])
+            keys = {tb.name: set(select_keys(conn, tb.name, {})) for tb in schema.tables}
+            conn.close()
+        g.runtime.call(db, ctx, s.tool, s.args)
+        if s.role == "goal":
+            conn = snapshot_sql(db)
+            for tb in schema.tables:
+                for key in set(select_keys(conn, tb.name, {})) - keys[tb.name]:
+                    owners |= owners_in_sql(conn, paths, tb.name, key)
+            conn.close()
+    final = snapshot_sql(db)
+    db.close()
+    return owners, final
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_goals_act_only_on_the_personas_records(gen, name):
+    """docs/tasks.md, Ownership: a task with a persona acts on no other customer's record; a task with
+    none (a colleague asks) acts on no customer's record at all."""
+    g = gen[name]
+    schema = g.runtime.schema
+    customer = customer_table_of(schema)
+    assert customer is not None  # every sample domain has customers
+    paths = shortest_ref_paths(schema, customer.name)
+    email_col = next(c.name for c in customer.columns if c.type == "email" and c.unique)
+    pk = customer.primary_key
+    owned = 0
+    for t in g.tasks:
+        owners, final = goal_owners(g, t, paths)
+        if t.scenario.persona == "a colleague at the front desk":
+            assert owners == set(), (t.id, owners)
+            assert not t.scenario.instruction.startswith("Hi, I'm"), t.id
+        else:
+            m = re.fullmatch(r"(.+), an? .+ with email (\S+)", t.scenario.persona)
+            assert m and t.scenario.known[email_col] == m.group(2), t.id
+            initial = plain_sql(g.runtime, t)
+            sql = f'SELECT "{pk}" FROM "{customer.name}" WHERE "{email_col}" = ?'
+            # the persona is a customer of the initial state, or one the chain signs up
+            who = [r[0] for r in initial.execute(sql, (m.group(2),))] or [r[0] for r in final.execute(sql, (m.group(2),))]
+            initial.close()
+            assert len(who) == 1, t.id
+            assert owners <= set(who), (t.id, who, owners)
+            owned += bool(owners)
+        final.close()
+    assert owned >= len(g.tasks) // 3  # the check is not vacuous: most tasks act on the persona's records
+
+
 def test_tasks_without_a_state_change_ask_for_a_value_that_cannot_be_guessed(gen):
     def changes(t: Task) -> bool:
         e = t.ground_truth.expected
@@ -286,8 +399,7 @@ def look_alikes(g: Generated, t: Task) -> list[str]:
            for tb, rows in t.initial.upsert.items()}
     db = g.runtime.build_db(t.initial)
     found = []
-    customer = next((tb for tb in schema.tables if any(c.type == "email" and c.unique for c in tb.columns)
-                     and any(c.type == "name" for c in tb.columns)), None)
+    customer = customer_table_of(schema)
     if customer is not None and "," in t.scenario.persona:
         name_col = next(c.name for c in customer.columns if c.type == "name")
         email_col = next(c.name for c in customer.columns if c.type == "email" and c.unique)
@@ -320,11 +432,11 @@ def test_distractor_tasks_really_contain_look_alike_rows(gen, name):
 
 @pytest.mark.xfail(strict=True, reason="core/tasks.py _distract: a 'near-duplicate' keeps each column with "
                    "probability 0.6, so with few candidate columns it can keep none and the task is labelled "
-                   "'distractors' with a random row that resembles nothing (municipal_permits, seed 3, attempt 26)")
+                   "'distractors' with a random row that resembles nothing (blood_bank, seed 4, attempt 1)")
 def test_a_near_duplicate_shares_something_with_its_record(gen):
-    g = gen["municipal_permits"]
-    tasks, _ = TaskGenerator(g.domain, g.runtime, seed=3).generate(20)
-    t = next(t for t in tasks if t.id == "municipal_permits-3-00026")
+    g = gen["blood_bank"]
+    tasks, _ = TaskGenerator(g.domain, g.runtime, seed=4).generate(20)
+    t = next(t for t in tasks if t.id == "blood_bank-4-00001")
     assert t.has_distractors
     assert look_alikes(Generated(g.domain, g.runtime, tasks, {}), t)
 
