@@ -1,4 +1,5 @@
-"""bench/validity.py: a tiny run end to end, and its hand-written parts (AUC, ownership, "asked for")."""
+"""bench/validity.py: a tiny run end to end, and its hand-written parts (AUC, "asked for"); ownership
+comes from core/ownership.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.models import Column, DomainSchema, Table
+from core.models import Column, Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -83,67 +84,16 @@ def test_tokens_hide_ids_emails_and_numbers():
 
 # ----------------------------------------------------------------------------------------- ownership
 
-def test_bike_rental_ownership_paths(bike_bp):
-    schema = bike_bp.schema
-    cust = validity.customer_table(schema)
-    assert cust.name == "riders"
-    paths = validity.owner_paths(schema, cust.name)
-    assert paths["riders"] == [[]]
-    assert paths["rentals"] == [[("rentals", "rider_id", "riders")]]
-    assert paths["payments"] == [[("payments", "rider_id", "riders")]]
-    assert paths["passes"] == [[("passes", "rider_id", "riders")]]
-    assert paths["repair_tickets"] == [[("repair_tickets", "reported_by", "riders")]]
-    assert "bikes" not in paths and "stations" not in paths  # unowned
+def test_ownership_is_the_one_task_generation_uses(bike_domain):
+    """The bench derives ownership with core/ownership.py (tested in test_ownership.py), not a copy."""
+    from core import ownership
+    from core.env import DomainRuntime
 
-
-def test_bike_rental_row_owners(bike_bp, seeded_db):
-    schema = bike_bp.schema
-    paths = validity.owner_paths(schema, "riders")
-    db = seeded_db(schema)
-    for table in ("rentals", "payments", "passes"):
-        row = db.select(table)[0]
-        pk = schema.table(table).primary_key
-        assert validity.row_owners(db, paths, table, row[pk]) == {row["rider_id"]}
-    rider = db.select("riders")[0]["rider_id"]
-    assert validity.row_owners(db, paths, "riders", rider) == {rider}
-    assert validity.row_owners(db, paths, "bikes", db.select("bikes")[0]["bike_id"]) == set()
-    assert validity.row_owners(db, paths, "stations", db.select("stations")[0]["station_id"]) == set()
-    assert validity.row_owners(db, paths, "rentals", "RNT-9999") == set()  # no such row
-
-
-def _t(name: str, *cols: Column) -> Table:
-    return Table(name=name, singular=name[:-1], primary_key=f"{name}_id",
-                 columns=[Column(name=f"{name}_id", type="id", prefix=name[:3].upper()), *cols])
-
-
-def test_paths_are_shortest_with_ties_and_no_cycles():
-    ref = lambda n, t: Column(name=n, type="ref", table=t)  # noqa: E731
-    schema = DomainSchema(name="x", title="x", tables=[
-        _t("customers", Column(name="name", type="name"), Column(name="email", type="email", unique=True)),
-        _t("orders", ref("customer_id", "customers")),
-        _t("items", ref("order_id", "orders"), ref("shelf_id", "shelves")),
-        _t("transfers", ref("from_id", "customers"), ref("to_id", "customers")),
-        _t("shelves", ref("aisle_id", "aisles")),
-        _t("aisles", ref("shelf_id", "shelves")),  # a cycle that never reaches a customer
-        _t("notes", ref("item_id", "items"), ref("order_id", "orders")),
-    ])
-    assert validity.customer_table(schema).name == "customers"
-    p = validity.owner_paths(schema, "customers")
-    assert p["items"] == [[("items", "order_id", "orders"), ("orders", "customer_id", "customers")]]
-    assert p["notes"] == [[("notes", "order_id", "orders"), ("orders", "customer_id", "customers")]]  # shortest
-    assert p["transfers"] == [[("transfers", "from_id", "customers")], [("transfers", "to_id", "customers")]]
-    assert "shelves" not in p and "aisles" not in p
-
-    class DB:
-        rows = {"transfers": {"T1": {"from_id": "C1", "to_id": "C2"}, "T2": {"from_id": "C1", "to_id": None}},
-                "customers": {"C1": {}, "C2": {}}}
-
-        def get(self, table, key):
-            return self.rows.get(table, {}).get(key)
-
-    assert validity.row_owners(DB(), p, "transfers", "T1") == {"C1", "C2"}
-    assert validity.row_owners(DB(), p, "transfers", "T2") == {"C1"}
-    assert validity.owner_paths(schema, None) == {}
+    assert validity.customer_table is ownership.customer_table
+    assert validity.owner_paths is ownership.owner_paths and validity.row_owners is ownership.row_owners
+    runtime = DomainRuntime(bike_domain)
+    assert validity.key_params(runtime, "end_rental") == [("rental_id", "rentals"), ("station_id", "stations")]
+    assert validity.key_params(runtime, "no_such_tool") == []
 
 
 # ----------------------------------------------------------------------------------------- asked for
