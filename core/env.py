@@ -200,7 +200,10 @@ class Environment:
         if self.task is None:
             raise ValueError("evaluate() before reset()")
         gt = self.task.ground_truth
-        return evaluate(self.schema, self.db, gt.expected, gt.communicate, list(messages))
+        tools = self.runtime.tools
+        goals = [(t.spec.intent if (t := tools.get(s.tool)) is not None and t.spec.intent else s.tool.replace("_", " "))
+                 for s in self.task.chain if s.role == "goal"]
+        return evaluate(self.schema, self.db, gt.expected, gt.communicate, list(messages), gt.outcome, goals)
 
     # ---------------------------------------------------------------- inspection
 

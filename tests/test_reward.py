@@ -21,14 +21,25 @@ from core import reward
 from core.blueprint import load_blueprint
 from core.db import DomainDB
 from core.reward import (
+    GENERIC_ACTIONS,
+    GENERIC_DONE,
+    HYPOTHETICAL,
     MAX_PAIRINGS,
+    NEGATIONS,
+    NOT_MARKS,
+    REFUSAL_WORDS,
     Expected,
     RequiredValue,
     Reward,
+    check_claims,
+    claim_rules,
     compare_state,
     evaluate,
     expected_from,
+    intent_object,
+    intent_verb,
     norm_text,
+    past_forms,
     value_mentioned,
 )
 
@@ -722,6 +733,20 @@ MENTIONED = [
     pytest.param("O'Brien", "Mr o brien called", True, id="string-punctuation-normalized"),
     pytest.param("v1.2", "version v152", False, id="dot-is-literal"),
     pytest.param("", "anything", True, id="empty-string"),
+    # enum values in words: underscores as spaces, an article allowed between the words
+    pytest.param("at_depot", "your parcel is at depot DEP-0002", True, id="enum-words"),
+    pytest.param("at_depot", "your parcel is at the depot", True, id="enum-words-with-the"),
+    pytest.param("at_depot", "It is AT A DEPOT now", True, id="enum-words-with-a"),
+    pytest.param("out_of_service", "the bike is out of service", True, id="enum-three-words"),
+    pytest.param("out_of_service", "the bike is out of the service", True, id="enum-three-words-with-the"),
+    pytest.param("at_depot", "your parcel is at the station", False, id="enum-words-another-value"),
+    pytest.param("in_repair", "the bike is in the shop", False, id="enum-words-another-value-with-the"),
+    pytest.param("at_depot", "at the the depot", False, id="enum-words-one-article-only"),
+    pytest.param("at_depot", "at this depot", False, id="enum-words-articles-only"),
+    pytest.param("at_depot", "at the depots", False, id="enum-words-inside-a-word"),
+    pytest.param("at_depot", "that depot", False, id="enum-words-all-words-needed"),
+    pytest.param("at depot", "at the depot", False, id="no-underscore-no-article"),
+    pytest.param("__", "anything", False, id="only-underscores"),
 ]
 
 
@@ -771,3 +796,227 @@ def test_reward_lists_state_reasons_before_communication(schema):
                                 "the agent did not tell the user orders.status = 'cancelled'",
                                 "the agent did not tell the user orders.total = 45.5"],
                        mismatches=[mm("orders", "ORD-0003", "*", "row", None)], missing_values=[status, TOTAL])
+
+
+def test_reward_zero_when_the_claims_are_wrong(schema):
+    said = [{"role": "assistant", "content": "Your order total is $45.50. I could not pay the order."}]
+    r = evaluate(schema, fresh(schema), Expected(), [TOTAL], said, "completed", ["pay order {order_id}"])
+    assert r == Reward(reward=0.0, state_ok=True, communicated_ok=True, claims_ok=False,
+                       reasons=["the agent reported a goal that was done (pay order {order_id}) as not done: "
+                                "'i could not pay the order'"], mismatches=[], missing_values=[])
+
+
+def test_claims_are_checked_only_with_an_outcome(schema):
+    said = [{"role": "assistant", "content": "Your order total is $45.50. I could not pay the order."}]
+    r = evaluate(schema, fresh(schema), Expected(), [TOTAL], said)
+    assert (r.reward, r.claims_ok, r.reasons) == (1.0, True, [])
+    r = evaluate(schema, fresh(schema), Expected(), [TOTAL], said, "completed")  # no goals: the request only
+    assert (r.reward, r.claims_ok) == (1.0, True)
+    r = evaluate(schema, fresh(schema), Expected(), [TOTAL], [{"role": "assistant", "content": SAID + " Done."}],
+                 "refused", ["pay order {order_id}"])
+    assert (r.reward, r.claims_ok) == (0.0, False)
+    assert r.reasons == ["the agent did not say that the request could not be done (pay order {order_id})",
+                         "the agent claimed the refused goal (pay order {order_id}) was done: 'done'"]
+
+
+def test_reward_lists_claims_after_state_and_communication(schema):
+    db = fresh(schema)
+    rm("orders", "ORD-0003")(db)
+    r = evaluate(schema, db, Expected(), [TOTAL], [{"role": "assistant", "content": "I paid the order."}],
+                 "refused", ["pay order {order_id}"])
+    assert (r.reward, r.state_ok, r.communicated_ok, r.claims_ok) == (0.0, False, False, False)
+    assert r.reasons == ["orders[ORD-0003]: row was deleted", "the agent did not tell the user orders.total = 45.5",
+                         "the agent did not say that the request could not be done (pay order {order_id})",
+                         "the agent claimed the refused goal (pay order {order_id}) was done: 'i paid the order'"]
+
+
+def test_only_assistant_messages_make_claims(schema):
+    messages = [{"role": "user", "content": "I could not pay it."}, {"role": "tool", "content": "could not pay"},
+                {"role": "assistant", "content": SAID}]
+    assert evaluate(schema, fresh(schema), Expected(), [TOTAL], messages, "completed",
+                    ["pay order {order_id}"]).reward == 1.0
+    assert evaluate(schema, fresh(schema), Expected(), [TOTAL], messages, "refused",
+                    ["pay order {order_id}"]).reasons == [
+        "the agent did not say that the request could not be done (pay order {order_id})"]
+
+
+# ---------------------------------------------------------------------- claims
+
+PICKUP = "book a {slot} pickup of {parcel_count} parcels on {pickup_on} from depot {depot_id} for sender {sender_id}"
+SUSPEND, REINSTATE = "suspend rider {rider_id}", "reinstate rider {rider_id}"
+PAY = "pay invoice {invoice_id} by card"
+CANCEL = "cancel rental {rental_id}"
+HOLD, APPT = "cancel hold {hold_id}", "cancel appointment {appointment_id}"
+CHECK_IN = "check in guest {guest_id}"
+BY_CARD, BY_CREDIT = "pay invoice {invoice_id} by card", "pay invoice {invoice_id} with account credit"
+FAILED = "record that inspection {inspection_id} failed"
+
+# (outcome, goals' intents, string values to tell, what the agent says, claims hold)
+CLAIMS = [
+    # a refusal: refusal language, and no claim that the refused goal was done
+    pytest.param("refused", [PICKUP], ["closed"], "I could not do that. status: closed", True,
+                 id="refusal-oracle-words"),
+    pytest.param("refused", [PICKUP], [], "I'm sorry, but I couldn't book the pickup: the depot is closed.", True,
+                 id="refusal-couldnt"),
+    pytest.param("refused", [PICKUP], [], "I couldn\u2019t book the pickup.", True, id="refusal-curly-apostrophe"),
+    pytest.param("refused", [PICKUP], [], "I cant book the pickup, sorry.", True, id="refusal-no-apostrophe"),
+    pytest.param("refused", [PICKUP], [], "The pickup CANNOT be booked: the depot is closed.", True,
+                 id="refusal-cannot-be-participle"),
+    pytest.param("refused", [PICKUP], [], "It is not possible, the depot is closed.", True, id="refusal-not-possible"),
+    pytest.param("refused", [PICKUP], [], "That will not be possible, the depot is closed.", True,
+                 id="refusal-not-be-possible"),
+    pytest.param("refused", [PICKUP], [], "I was unable to, the depot is closed.", True, id="refusal-unable"),
+    pytest.param("refused", [PICKUP], [], "Sorry, that is not allowed while the depot is closed.", True,
+                 id="refusal-not-allowed"),
+    pytest.param("refused", [PICKUP], [], "The request did not go through: the depot is closed.", True,
+                 id="refusal-did-not-go-through"),
+    pytest.param("refused", [PICKUP], [], "I didn't book the pickup: the depot is closed.", True,
+                 id="refusal-negated-verb"),
+    pytest.param("refused", [PICKUP], [], "Nothing was booked, since the depot is closed.", True,
+                 id="refusal-nothing-was-participle"),
+    pytest.param("refused", [PICKUP], [], "The depot is closed, so no pickup was booked.", True,
+                 id="refusal-no-noun-was-participle"),
+    pytest.param("refused", [PICKUP], [], "I can't book it; it can be booked once the depot reopens.", True,
+                 id="refusal-hypothetical-participle"),
+    pytest.param("refused", [PICKUP], [], "I can't book it. Do you want it booked at another depot?", True,
+                 id="refusal-question"),
+    pytest.param("refused", [PICKUP], [], "I tried to get it booked, but I could not: the depot is closed.", True,
+                 id="refusal-tried"),
+    pytest.param("refused", [PICKUP], [], "I have done what I could, but I couldn't book the pickup.", True,
+                 id="refusal-done-what-i-could"),
+    pytest.param("refused", [PICKUP], [], "Your pickup is booked (note: the depot is closed).", False,
+                 id="refusal-claimed-the-issue-example"),
+    pytest.param("refused", [PICKUP], ["closed"], "Done, it went through. status: closed", False,
+                 id="refusal-claimed-done"),
+    pytest.param("refused", [PICKUP], [], "I booked the pickup. Some of it could not be done.", False,
+                 id="refusal-claimed-beside-refusal-words"),
+    pytest.param("refused", [PICKUP], [], "No problem, I booked it. I could not add a note.", False,
+                 id="refusal-claimed-after-no-problem"),
+    pytest.param("refused", [PICKUP], [], "All done! I could not add a note.", False, id="refusal-claimed-all-done"),
+    pytest.param("refused", [PICKUP], [], "It was processed. I could not add a note.", False,
+                 id="refusal-claimed-generic-word"),
+    pytest.param("refused", [PICKUP], [], "The depot is closed.", False, id="refusal-not-said"),
+    pytest.param("refused", [PICKUP], [], "The depot is closed. Would you like another depot?", False,
+                 id="refusal-only-implied"),
+    # a value to tell that is also the verb's participle: a claim only after "I" or "we"
+    pytest.param("refused", [PAY], ["paid"], "The invoice is already paid, so I can't pay it again.", True,
+                 id="value-participle-already"),
+    pytest.param("refused", [PAY], ["paid"], "Invoice INV-0003 has status paid. I could not pay it.", True,
+                 id="value-participle-as-a-status"),
+    pytest.param("refused", [PAY], ["paid"], "I paid the invoice. Something could not be done. paid", False,
+                 id="value-participle-first-person"),
+    pytest.param("refused", [PAY], ["paid"], "We have now paid it. Something could not be done. paid", False,
+                 id="value-participle-first-person-have"),
+    # several goals: earlier goals may be reported done, the refused one not
+    pytest.param("refused", [SUSPEND, REINSTATE], ["suspended"],
+                 "I suspended you, but I couldn't reinstate you: your status is suspended.", True,
+                 id="multi-earlier-goal-done"),
+    pytest.param("refused", [SUSPEND, REINSTATE], [], "Done with the first part. I could not reinstate you.", True,
+                 id="multi-generic-done-is-not-a-claim"),
+    pytest.param("refused", [SUSPEND, REINSTATE], [], "I suspended you and reinstated you. It could not be done.",
+                 False, id="multi-refused-goal-claimed"),
+    pytest.param("refused", [SUSPEND, REINSTATE], [], "I could not suspend you. I could not reinstate you.",
+                 False, id="multi-earlier-goal-reported-not-done"),
+    pytest.param("refused", [HOLD, APPT], [], "I cancelled the hold, but I could not cancel the appointment.", True,
+                 id="shared-verb-earlier-goal-done"),
+    pytest.param("refused", [HOLD, APPT], [], "I cancelled the appointment. The rest could not be done.", False,
+                 id="shared-verb-refused-goal-claimed"),
+    pytest.param("refused", [HOLD, "cancel hold {other_id}"], [], "I cancelled it. The rest could not be done.",
+                 True, id="shared-verb-and-noun-not-told-apart"),
+    pytest.param("refused", [BY_CARD, BY_CREDIT], ["paid"],
+                 "I paid the invoice by card, but I could not pay it with account credit.", True,
+                 id="shared-verb-and-noun-earlier-goal-done"),
+    pytest.param("refused", [BY_CARD, BY_CREDIT], ["paid"], "I paid the invoice. I could not do the rest.", True,
+                 id="shared-verb-and-noun-ambiguous-claim"),
+    pytest.param("refused", [BY_CARD, BY_CREDIT], [],
+                 "I paid invoice INV-0003 with account credit. Some of it could not be done.", False,
+                 id="shared-verb-and-noun-told-apart-by-other-words"),
+    # the goal's own words are no negation nor refusal ("record that inspection {id} failed")
+    pytest.param("refused", [FAILED], [], "I recorded that inspection INP-0001 failed. The rest could not be done.",
+                 False, id="own-word-failed-is-no-negation"),
+    pytest.param("refused", [FAILED], [], "I recorded that inspection INP-0001 failed.", False,
+                 id="own-word-failed-is-no-refusal"),
+    pytest.param("refused", [FAILED], [], "I could not record that inspection INP-0001 failed.", True,
+                 id="own-word-failed-refusal"),
+    # a completed task: no goal reported as not done
+    pytest.param("completed", [CANCEL], ["cancelled"], "Done. status: cancelled", True, id="completed-oracle-words"),
+    pytest.param("completed", [CANCEL], [], "I cancelled rental RNT-0003.", True, id="completed-in-the-goal-words"),
+    pytest.param("completed", [CANCEL], [],
+                 "I couldn't find a rental under that email, so I used your id and cancelled rental RNT-0003.", True,
+                 id="completed-intermediate-couldnt-find"),
+    pytest.param("completed", [CANCEL], [], "I couldn't find the rental you wanted to cancel, so I used its id.",
+                 True, id="completed-couldnt-find-before-the-verb"),
+    pytest.param("completed", [CANCEL], [], "Rental RNT-0003 is cancelled; you won't be charged.", True,
+                 id="completed-another-negation"),
+    pytest.param("completed", [CANCEL], [], "I could not do that.", False, id="completed-reported-refused"),
+    pytest.param("completed", [CANCEL], [], "I'm unable to process your request.", False,
+                 id="completed-reported-refused-generic"),
+    pytest.param("completed", [CANCEL], [], "The rental could not be cancelled.", False,
+                 id="completed-goal-could-not-be-participle"),
+    pytest.param("completed", [CANCEL], [], "I was not able to cancel it.", False, id="completed-goal-not-able-to"),
+    pytest.param("completed", [CANCEL], [], "The rental has not been cancelled.", False,
+                 id="completed-goal-has-not-been"),
+    pytest.param("completed", [CHECK_IN], [], "I checked you in.", True, id="particle-done"),
+    pytest.param("completed", [CHECK_IN], [], "I could not check you in.", False, id="particle-reported-not-done"),
+    pytest.param("completed", [CHECK_IN], [], "I couldn't check your account, but guest GST-1 is checked in.", True,
+                 id="particle-needed"),
+    pytest.param("refused", [CHECK_IN], [], "I checked you in. Something could not be done.", False,
+                 id="particle-claimed"),
+    pytest.param("refused", [CHECK_IN], [], "I checked your account: you can not be checked in.", True,
+                 id="particle-other-use-of-the-verb"),
+]
+
+
+@pytest.mark.parametrize("outcome,goals,values,text,ok", CLAIMS)
+def test_claims(outcome, goals, values, text, ok):
+    reasons = check_claims(claim_rules(outcome, tuple(goals), tuple(values)), text)
+    assert (not reasons) is ok, reasons
+
+
+def test_refusal_words_in_every_goal_intent_are_dropped_for_the_task():
+    rules = claim_rules("refused", ("record that it can not could be unable impossible failed not able not possible "
+                                    "not allowed not permitted not eligible did not go through will not go through",), ())
+    assert rules.refusal.search("i could not, it is not possible") is None
+
+
+def test_claim_reasons_quote_the_clause():
+    rules = claim_rules("refused", (PICKUP,), ())
+    assert check_claims(rules, "Hello. Your pickup is booked (note: the depot is closed).") == [
+        f"the agent did not say that the request could not be done ({PICKUP})",
+        f"the agent claimed the refused goal ({PICKUP}) was done: 'your pickup is booked'"]
+    assert check_claims(claim_rules("completed", (CANCEL, PICKUP), ()), "Sorry, I cannot help with that.") == [
+        "the agent reported the request as not done: 'sorry, i can not help with that'"]
+
+
+@pytest.mark.parametrize("verb,forms", [
+    ("rent", ("rented",)), ("book", ("booked",)), ("close", ("closed",)), ("certify", ("certified",)),
+    ("pay", ("paid",)), ("repay", ("repaid",)), ("spay", ("spayed",)), ("buy", ("bought",)),
+    ("withdraw", ("withdrew", "withdrawn")), ("cancel", ("cancelled", "canceled")), ("drop", ("dropped", "droped")),
+    ("admit", ("admitted", "admited")), ("transfer", ("transferred", "transfered")), ("open", ("opened", "openned")),
+    ("enroll", ("enrolled",)), ("put", ("put",)), ("Refund", ("refunded",)),
+])
+def test_past_forms(verb, forms):
+    assert past_forms(verb) == forms
+
+
+@pytest.mark.parametrize("intent,verb,noun", [
+    ("rent bike {bike_id} for rider {rider_id}", ("rent", ""), "bike"),
+    (PICKUP, ("book", ""), "pickup"),
+    ("check in guest {guest_id}", ("check", "in"), "guest"),
+    ("pay out claim {claim_id}", ("pay", "out"), "claim"),
+    ("register as a new customer with email {email}", ("register", ""), "customer"),
+    ("ship a {weight_kg} kg parcel to {recipient_name}", ("ship", ""), "parcel"),
+    ("{x} first", ("", ""), ""),
+    ("", ("", ""), ""),
+])
+def test_intent_verb_and_object(intent, verb, noun):
+    assert (intent_verb(intent), intent_object(intent)) == (verb, noun)
+
+
+def test_the_claim_word_lists_are_documented():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "tasks.md").read_text()
+    rewards = doc[doc.index("## Rewards"):]
+    rewards = rewards[:rewards.index("\n## ", 1)]
+    for words in (REFUSAL_WORDS, NEGATIONS, HYPOTHETICAL, GENERIC_DONE, NOT_MARKS, GENERIC_ACTIONS):
+        for w in words:
+            assert f"`{w}`" in rewards, w
