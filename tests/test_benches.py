@@ -68,17 +68,26 @@ def test_runtime_bench():
     assert isinstance(row["env_mem_kib"], int | float)
 
 
-KINDS = {"do nothing", "drop a step", "swap an argument", "add a stray write", "tell a wrong value"}
+KINDS = {"do nothing", "drop a step", "swap an argument", "add a stray write", "tell a wrong value", "wrong claim",
+         "wrong record"}
+CLAIM_VARIANTS = {"completed: refusal claimed", "completed: goal reported not done", "refused: success claimed",
+                  "refused: success claimed beside a refusal", "refused: success claimed in passing"}
 
 
 def test_soundness_bench():
     doc, lines = run_bench("bench/soundness.py", "--domains", "bike_rental", "-n", "8", "--workers", "1")
-    assert {"perturbed", "scored_zero", "domains", "kinds", "wrong_values"} <= set(doc)
+    assert {"perturbed", "scored_zero", "domains", "kinds", "wrong_values", "wrong_claims", "reworded",
+            "reworded_scored_one"} <= set(doc)
     assert doc["domains"] == 1
     assert doc["perturbed"] >= 30
     assert doc["scored_zero"] == doc["perturbed"]
     assert set(doc["kinds"]) == KINDS
     assert all(k["scored_zero"] == k["perturbed"] > 0 for k in doc["kinds"].values())
+    assert set(doc["wrong_claims"]) == CLAIM_VARIANTS
+    assert all(k["scored_zero"] == k["perturbed"] > 0 for k in doc["wrong_claims"].values())
+    assert sum(k["perturbed"] for k in doc["wrong_claims"].values()) == doc["kinds"]["wrong claim"]["perturbed"]
+    assert doc["reworded_scored_one"] == doc["reworded"] > 0  # truthful rewordings still score 1
+    assert doc["synonym_claims"]["tried"] > 0  # a known limit, measured apart and not asserted
     # string values are told wrong too, not only numbers and booleans
     assert doc["wrong_values"].get("string (same column)", 0) > 0
     assert lines[0].startswith("bike_rental ")
@@ -150,3 +159,47 @@ def test_every_engine_mutant_still_finds_its_text_once():
     stale = {name: (path, (ROOT / path).read_text().count(old)) for name, (path, old, _new, _what) in mutants.items()
              if (ROOT / path).read_text().count(old) != 1}
     assert stale == {}
+
+
+def test_a_wrong_claim_keeps_the_oracle_values_and_misreports_the_outcome(bike_domain, bike_tasks):
+    sound = load("soundness")
+    from core.env import DomainRuntime
+    from core.tasks import oracle_messages
+
+    intents = {n: t.spec.intent for n, t in DomainRuntime(bike_domain).tools.items()}
+    refused = [t for t in bike_tasks if t.is_refusal]
+    assert refused and len(refused) < len(bike_tasks)
+    for task in bike_tasks:
+        claims = sound.wrong_claims(task, intents)
+        variants = {v for v, _ in claims}
+        assert variants == ({v for v in CLAIM_VARIANTS if v.startswith("refused")} if task.is_refusal
+                            else {v for v in CLAIM_VARIANTS if v.startswith("completed")}), task.id
+        body = oracle_messages(task)[-1]["content"].split(". ", 1)[1]
+        for _, text in claims:
+            assert body in text, (task.id, text)
+            assert text.startswith("I could not") != task.is_refusal, (task.id, text)
+
+
+def test_a_wrong_record_runs_a_goal_on_the_closest_planted_look_alike(bike_domain, bike_tasks):
+    sound = load("soundness")
+    tables = bike_domain.domain.tables
+    seen = 0
+    for task in bike_tasks:
+        original = [s.args for s in task.chain]
+        for calls in sound.wrong_records(task, bike_domain, random.Random(0)):
+            changed = [(i, p) for i, c in enumerate(calls) for p, v in c["arguments"].items() if v != original[i][p]]
+            assert len(changed) == 1, changed  # one argument of one goal
+            [(i, p)] = changed
+            assert task.chain[i].role == "goal" and calls[i]["name"] == task.chain[i].tool
+            right, other = original[i][p], calls[i]["arguments"][p]
+            [t] = [t for t in tables if any(r[t.primary_key] == right for r in
+                                            task.initial.upsert.get(t.name, []) + bike_domain.rows.get(t.name, []))]
+            pk = t.primary_key
+            planted = [r for r in task.initial.upsert.get(t.name, []) if r[pk] != right]
+            if not planted:
+                continue
+            seen += 1
+            target = next(r for r in task.initial.upsert.get(t.name, []) + bike_domain.rows[t.name] if r[pk] == right)
+            alike = {r[pk]: sum(r[c] == x for c, x in target.items() if c != pk) for r in planted}
+            assert alike[other] == max(alike.values()), (task.id, p, other, alike)  # the closest look-alike
+    assert seen > 0
