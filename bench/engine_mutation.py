@@ -31,6 +31,7 @@ EQUIVALENT = ROOT / "bench" / "equivalent_mutants.txt"
 # to be mutation-tested is its verification: the ground truth, the checks and the de-duplication.
 MODULES: dict[str, tuple[str, ...] | None] = {
     "core/reward.py": None,
+    "core/claims.py": None,
     "core/db.py": None,
     "core/env.py": None,
     "core/graph.py": None,

@@ -35,8 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.blueprint import load_blueprint  # noqa: E402
+from core.claims import intent_object, intent_verb, past_forms  # noqa: E402
 from core.env import DomainRuntime, Environment  # noqa: E402
-from core.reward import intent_object, intent_verb, past_forms, value_mentioned  # noqa: E402
+from core.reward import value_mentioned  # noqa: E402
 from core.sandbox import Limits, run_isolated_many  # noqa: E402
 from core.store import Workspace  # noqa: E402
 from core.synth import synthesize_many  # noqa: E402

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.claims import intent_object, intent_verb, past_forms
 from core.env import DomainRuntime, Environment
-from core.reward import intent_object, intent_verb, past_forms
 from core.tasks import TaskGenerator, oracle_messages
 
 

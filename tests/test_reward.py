@@ -19,27 +19,29 @@ import pytest
 
 from core import reward
 from core.blueprint import load_blueprint
-from core.db import DomainDB
-from core.reward import (
+from core.claims import (
     GENERIC_ACTIONS,
     GENERIC_DONE,
     HYPOTHETICAL,
-    MAX_PAIRINGS,
     NEGATIONS,
     NOT_MARKS,
     REFUSAL_WORDS,
+    check_claims,
+    claim_rules,
+    intent_object,
+    intent_verb,
+    past_forms,
+)
+from core.db import DomainDB
+from core.reward import (
+    MAX_PAIRINGS,
     Expected,
     RequiredValue,
     Reward,
-    check_claims,
-    claim_rules,
     compare_state,
     evaluate,
     expected_from,
-    intent_object,
-    intent_verb,
     norm_text,
-    past_forms,
     value_mentioned,
 )
 
