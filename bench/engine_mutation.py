@@ -81,7 +81,7 @@ def score(modules: list[str]) -> dict:
         codes = {k: v for k, v in json.loads(meta.read_text())["exit_code_by_key"].items() if in_scope(m, k)}
         unchecked = [k for k, v in codes.items() if v is None]
         survivors = sorted(k for k, v in codes.items() if v is not None and v not in DETECTED and k not in eq)
-        equiv = sum(k in eq and codes[k] not in DETECTED for k in codes)
+        equiv = sum(k in eq and codes[k] is not None and codes[k] not in DETECTED for k in codes)
         killed = sum(v in DETECTED for v in codes.values())
         total = len(codes) - equiv - len(unchecked)
         s = killed / total if total else 0.0

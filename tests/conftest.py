@@ -204,3 +204,13 @@ def pytest_make_parametrize_id(config, val, argname):
     if isinstance(val, str) and ("\n" in val or "\\" in val):
         return val.replace("\n", " | ").replace("\\", "")
     return None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_claim_rules():
+    """Each test compiles its own claim rules: no test passes on rules another test compiled (and
+    mutation runs, which fork from a process that already ran the suite, reach the code)."""
+    from core import claims
+
+    claims.claim_rules.cache_clear()
+    claims._refusal.cache_clear()

@@ -139,3 +139,25 @@ def test_right_words_do_not_excuse_a_wrong_state(generated, refusals):
         env.reset(t)  # nothing done, then the oracle's words and values
         r = env.evaluate(oracle_messages(t))
         assert (r.reward, r.state_ok, r.communicated_ok, r.claims_ok) == (0.0, False, True, True), t.id
+
+
+@pytest.mark.parametrize("verb,past", [("study", "studied"), ("cry", "cried"), ("play", "played"),
+                                       ("occur", "occurred"), ("pay", "paid"), ("stop", "stopped")])
+def test_past_forms_follow_english_spelling(verb, past):
+    assert past in past_forms(verb)
+
+
+@pytest.mark.parametrize("intent,verb", [("pay", ("pay", "")), ("check in", ("check", "in")),
+                                         ("check in {rental_id}", ("check", "in")), ("pay off {x}", ("pay", "off"))])
+def test_the_goal_verb_takes_its_particle(intent, verb):
+    assert intent_verb(intent) == verb
+
+
+def test_a_question_about_the_refused_goal_is_no_claim():
+    from core.claims import check_claims, claim_rules
+
+    rules = claim_rules("refused", ("book a pickup for parcel {parcel_id}",), ())
+    assert check_claims(rules, "I could not book the pickup. Was it booked before today?") == []
+    assert check_claims(rules, "I could not book the pickup. It was booked before today.") == [
+        "the agent claimed the refused goal (book a pickup for parcel {parcel_id}) was done: "
+        "'it was booked before today'"]
