@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class Blueprint:
     operations: list[Operation]
     text: str
     path: str
+    invariants: dict[str, list[tuple[X.Expr, Requirement]]] = field(default_factory=dict)  # table -> checks
 
     @property
     def name(self) -> str:
@@ -208,7 +209,7 @@ def _tables(raw: Any, ctx: _Ctx) -> list[Table]:
             raise ctx.error(path, f"table name {tname!r} must be lower_snake_case")
         if not isinstance(tdef, dict) or not isinstance(tdef.get("columns"), dict):
             raise ctx.error(path, "a table has 'columns:' (a mapping of column name to type)")
-        unknown = set(tdef) - {"columns", "rows", "singular", "description"}
+        unknown = set(tdef) - {"columns", "rows", "singular", "description", "labels", "invariants"}
         if unknown:
             raise ctx.error(path, f"unknown key(s) {', '.join(sorted(unknown))}")
         cols = []
@@ -218,6 +219,14 @@ def _tables(raw: Any, ctx: _Ctx) -> list[Table]:
             if cname in RESERVED_COLUMNS:
                 raise ctx.error((*path, "columns", cname), f"{cname!r} is reserved; name the column differently")
             cols.append(_column(cname, craw, ctx, (*path, "columns", cname)))
+        labels = tdef.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) and v.strip() for v in labels.values()):
+            raise ctx.error((*path, "labels"), "labels maps a column to the noun users say for it, e.g. due_on: due date")
+        for cname, noun in labels.items():
+            col = next((c for c in cols if c.name == cname), None)
+            if col is None:
+                raise ctx.error((*path, "labels", cname), f"labels names {cname!r}, which is not a column of {tname}")
+            col.label = noun.strip()
         ids = [c for c in cols if c.type == "id"]
         if len(ids) != 1:
             raise ctx.error((*path, "columns"), f"a table has exactly one id column (found {len(ids)})")
@@ -352,7 +361,8 @@ def return_shape(ret: X.Returns, op_inserted: str | None, params: dict[str, Para
 # ------------------------------------------------------------------ operations
 
 
-OP_KEYS = {"kind", "description", "params", "requires", "effects", "returns", "intent", "report"}
+OP_KEYS = {"kind", "description", "params", "requires", "effects", "returns", "intent", "report", "actor"}
+ACTORS = ("customer", "staff", "either")
 
 
 def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operation:
@@ -455,8 +465,11 @@ def _operation(name: str, raw: Any, schema: DomainSchema, ctx: _Ctx) -> Operatio
     for ref in re.findall(r"\{(\w+)\}", intent):
         if ref not in params:
             raise ctx.error((*path, "intent"), f"intent mentions {{{ref}}}, which is not a parameter")
+    actor = raw.get("actor", "either")
+    if actor not in ACTORS:
+        raise ctx.error((*path, "actor"), f"actor is who may ask for the operation: {', '.join(ACTORS)} (got {actor!r})")
     plist = list(params.values())
-    spec = ToolSpec(
+    spec = ToolSpec(actor=actor,
         name=name, description=str(raw.get("description") or intent), kind=kind, params=plist,
         parameters=json_schema(plist), returns=shape,
         requires=[r for _, r in requires], effects=[str(t).strip() for t in raw.get("effects") or []],
@@ -519,7 +532,7 @@ def derived_operations(schema: DomainSchema, taken: set[str]) -> list[Operation]
 
 # ------------------------------------------------------------------ loading
 
-TOP_KEYS = {"domain", "title", "description", "policy", "clock", "tables", "operations", "derive"}
+TOP_KEYS = {"domain", "title", "description", "policy", "clock", "tables", "operations", "derive", "staff"}
 
 
 def load_blueprint(path: str | Path) -> Blueprint:
@@ -563,11 +576,12 @@ def parse_blueprint(text: str, file: str = "<blueprint>") -> Blueprint:
     tables = _tables(data.get("tables"), ctx)
     schema = DomainSchema(name=name, title=str(data.get("title") or name.replace("_", " ").title()),
                           description=str(data.get("description", "")), policy=str(data.get("policy", "")),
-                          tables=tables, clock=clock)
+                          tables=tables, clock=clock, staff=str(data.get("staff") or ""))
     try:
         table_order(schema)
     except ValueError as e:
         raise ctx.error(("tables",), str(e)) from None
+    invariants = _invariants(data.get("tables"), schema, ctx)
     for t in tables:
         for c in t.columns:
             if c.faker and not callable(getattr(_faker(), c.faker, None)):
@@ -578,4 +592,34 @@ def parse_blueprint(text: str, file: str = "<blueprint>") -> Blueprint:
     ops = [_operation(n, r, schema, ctx) for n, r in ops_raw.items()]
     if data.get("derive", True):
         ops += derived_operations(schema, {o.name for o in ops})
-    return Blueprint(schema, ops, text, file)
+    return Blueprint(schema, ops, text, file, invariants)
+
+
+def invariant_scope(schema: DomainSchema, table: Table) -> X.Scope:
+    """Names an invariant may use: the table's columns (the row's values), and the schema."""
+    return X.Scope(schema, {c.name: _param_from_column(c.name, c, f"{table.name}.{c.name}", c.nullable)
+                            for c in table.columns})
+
+
+def _invariants(raw: dict, schema: DomainSchema, ctx: _Ctx) -> dict[str, list[tuple[X.Expr, Requirement]]]:
+    """Each table's ``invariants:``, parsed with the row's columns as names (``status != 'active' or
+    end_station_id == null``); stored on the table as text, returned as IR."""
+    out: dict[str, list[tuple[X.Expr, Requirement]]] = {}
+    for t in schema.tables:
+        items = (raw.get(t.name) or {}).get("invariants") or []
+        path = ("tables", t.name, "invariants")
+        if not isinstance(items, list):
+            raise ctx.error(path, "invariants is a list of checks every row keeps (one '- ' item per line)")
+        scope = invariant_scope(schema, t)
+        for i, r in enumerate(items):
+            text, msg = (r.get("check"), str(r.get("message", ""))) if isinstance(r, dict) else (r, "")
+            if not isinstance(text, str):
+                raise ctx.error((*path, i), "an invariant is an expression string, or {check: ..., message: ...}")
+            try:
+                e = X.parse_expr(text, scope)
+            except X.ExprError as err:
+                raise ctx.error((*path, i), str(err)) from None
+            req = Requirement(check=text.strip(), message=msg)
+            t.invariants.append(req)
+            out.setdefault(t.name, []).append((e, req))
+    return out

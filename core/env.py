@@ -17,23 +17,16 @@ import asyncio
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from core.context import ToolContext, ToolDB
 from core.db import DomainDB, diff_states
 from core.invoke import ArgValidator, Outcome, invoke
 from core.models import Domain, ToolSpec
+from core.policy import agent_policy
 from core.reward import Reward, evaluate
 from core.sandbox import PolicyViolation, load_tool
 from core.taskmodel import StateDelta, Task
-
-
-def agent_policy(policy: str, clock: str) -> str:
-    """The policy as the agent receives it: the domain's fixed clock first, since rules such as
-    "overdue" or "today or later" depend on it, then the blueprint's policy text."""
-    now = datetime.fromisoformat(clock)
-    return f"Today is {now:%A}, {now.day} {now:%B %Y} ({now:%Y-%m-%d}); the time is {now:%H:%M}.\n\n{policy}"
 
 
 @dataclass
@@ -55,7 +48,6 @@ class DomainRuntime:
         self.domain = domain
         self.schema = domain.domain
         self.call_seconds = call_seconds
-        self.policy = agent_policy(self.schema.policy, self.schema.clock)
         self.tools: dict[str, CompiledTool] = {}
         self.refused: dict[str, str] = {}  # stored tools the sandbox does not load (edited or tampered)
         for rec in domain.tools:
@@ -66,6 +58,7 @@ class DomainRuntime:
                     self.refused[rec.spec.name] = "; ".join(e.violations)
                     continue
                 self.tools[rec.spec.name] = CompiledTool(rec.spec, fn, ArgValidator(rec.spec.parameters))
+        self.policy = agent_policy(self.schema, [t.spec for t in self.tools.values()])
         db = DomainDB(self.schema)
         db.load(domain.rows)
         self.seed_snapshot = db.snapshot()

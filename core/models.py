@@ -37,6 +37,11 @@ class Column(Model):
     pattern: str | None = None  # code: Faker bothify pattern, e.g. "??-####"
     faker: str | None = None  # string/text: a Faker provider method name
     description: str = ""
+    label: str = ""  # the noun for the column in the user's words ("due date" for due_on); "" = its name
+
+    @property
+    def noun(self) -> str:
+        return self.label or self.name.replace("_", " ")
 
     @property
     def sql_kind(self) -> Literal["TEXT", "INTEGER", "REAL"]:
@@ -47,6 +52,11 @@ class Column(Model):
         return "TEXT"
 
 
+class Requirement(Model):
+    check: str  # expression text, as written in the blueprint
+    message: str = ""  # what the agent is told when it fails
+
+
 class Table(Model):
     name: str
     singular: str
@@ -54,6 +64,7 @@ class Table(Model):
     columns: list[Column]
     rows: int = 30  # seed rows
     description: str = ""
+    invariants: list[Requirement] = Field(default_factory=list)  # checks every row keeps (column names as names)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -77,11 +88,6 @@ class ParamSpec(Model):
     format: Literal["date", "date-time"] | None = None
     optional: bool = False
     description: str = ""
-
-
-class Requirement(Model):
-    check: str  # expression text, as written in the blueprint
-    message: str = ""  # what the agent is told when it fails
 
 
 class ReturnShape(Model):
@@ -110,6 +116,7 @@ class ToolSpec(Model):
     returns_expr: str = ""
     intent: str = ""
     derived: bool = False  # a standard read tool derived from the tables
+    actor: Literal["customer", "staff", "either"] = "either"  # who may ask for it
     report: list[str] = Field(default_factory=list)  # return fields worth telling the user
 
 
@@ -182,6 +189,7 @@ class DomainSchema(Model):
     policy: str = ""
     tables: list[Table]
     clock: str = "2026-03-02T09:00:00"  # the environment's fixed clock (ISO)
+    staff: str = ""  # the role of a member of staff who asks for staff operations, e.g. "depot technician"
 
     def table(self, name: str) -> Table:
         for t in self.tables:

@@ -39,10 +39,21 @@ class Identification(Model):
 
 
 class Scenario(Model):
+    """What the user is told to do, shaped like tau2-bench's user scenario.
+
+    ``instruction`` is the first message: the reason for calling and a little of what the user
+    knows. The rest of ``known`` is told only when the agent asks for it; ``unknown`` names what the
+    user cannot tell (the agent must look it up); ``behaviour`` says how the user acts."""
+
     persona: str
     goal: str
     known: dict[str, Any] = Field(default_factory=dict)
     instruction: str  # the user's first message
+    reason: str = ""  # why the user is calling, in their words
+    unknown: list[str] = Field(default_factory=list)  # facts the user does not know ("the rental id")
+    behaviour: str = ""
+    asks: list[str] = Field(default_factory=list)  # what the user wants to be told (column nouns)
+    actor: Literal["customer", "staff", "none"] = "customer"  # who the user is
 
 
 class GroundTruth(Model):

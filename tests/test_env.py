@@ -66,8 +66,10 @@ def test_reset_gives_the_policy_every_passed_tool_and_the_first_message(bike_dom
     obs = Environment(runtime).reset(task)
     assert set(obs) == {"policy", "tools", "user"}
     # the policy the agent reads starts with the domain's date (rules like "overdue" depend on it)
-    assert obs["policy"] == f"Today is Monday, 2 March 2026 (2026-03-02); the time is 09:00.\n\n" \
-        f"{bike_domain.domain.policy}" and bike_domain.domain.policy
+    assert obs["policy"].startswith(f"Today is Monday, 2 March 2026 (2026-03-02); the time is 09:00.\n\n"
+                                    f"{bike_domain.domain.policy.rstrip()}\n") and bike_domain.domain.policy
+    # and the derived refusal rule: say it could not be done, with what blocks it
+    assert "what stands in the way, with the value that blocks it" in obs["policy"]
     assert obs["user"] == "Hi, I am Ada."
     want = [{"type": "function", "function": {"name": r.spec.name, "description": r.spec.description,
                                               "parameters": r.spec.parameters}} for r in bike_domain.tools]
