@@ -1,0 +1,442 @@
+"""Consistent states: the checks every row of a table keeps, stated in the blueprint or derived.
+
+A state is *consistent* when every invariant holds on every row. Three kinds of invariant:
+
+* **stated**: a table's ``invariants:`` in the blueprint, parsed with the row's columns as names
+  (``status != 'active' or end_station_id == null``), evaluated per row by the specification
+  interpreter (:class:`core.interp.Evaluator` with the row as its arguments);
+* **derived, references**: every non-null ``ref`` column names an existing row of its table
+  (the database does not enforce references; a delete can leave one dangling);
+* **derived, a status and the columns it implies**: for an ``enum`` column E and one of its
+  values v, when at least one effect writes E = 'v' (an insert with the literal or E's default,
+  an ``update ... set E = 'v'``) and *every* such effect empties a nullable column C (resp. gives
+  it a value that cannot be null), and no effect writes C without also writing E, and no effect
+  writes E with anything but a literal: ``E != 'v' or C == null`` (resp. ``C != null``). Such an
+  invariant is kept by every operation by construction. See docs/blueprints.md, "Invariants".
+
+An evaluation error (a lookup of a missing row, a comparison with null) is a violation whose
+``reason`` says what went wrong; :meth:`Invariants.violations` never raises.
+
+Usage::
+
+    inv = Invariants.for_domain(domain)         # or Invariants(blueprint), Invariants(schema)
+    inv.violations(db, ctx)                     # [] when the state is consistent
+    db.mark(); ...; inv.violations(db, ctx, changed_only=True)   # only what the writes can have broken
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from core import expr as X
+from core.blueprint import invariant_scope
+from core.context import ToolContext
+from core.db import DomainDB
+from core.interp import Evaluator
+from core.models import Domain, DomainSchema, ToolSpec
+
+Kind = Literal["stated", "implies", "ref"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One row that breaks one invariant."""
+
+    table: str
+    key: Any
+    check: str  # the invariant's text; derived ones start with "derived: "
+    message: str = ""
+    reason: str = ""  # why it could not be evaluated (an error), or what a derived check found
+    derived: bool = False
+
+    def __str__(self) -> str:
+        s = f"{self.table} {self.key}: {self.check}"
+        if self.message:
+            s += f" ({self.message})"
+        if self.reason:
+            s += f" [{self.reason}]"
+        return s
+
+
+@dataclass
+class Invariant:
+    table: str
+    check: str
+    message: str
+    kind: Kind
+    expr: X.Expr  # the check as IR, over the row's columns (Param = a column of the row)
+    index: int | None = None  # stated: position in tables.TABLE.invariants
+    reads: frozenset[str] = frozenset()  # tables read through a lookup or an aggregate
+    column: str = ""  # implies: the enum column; ref: the ref column
+    value: Any = None  # implies: the enum value
+    other: str = ""  # implies: the implied column; ref: the referenced table
+    null: bool = True  # implies: the implied column is empty (True) or set (False)
+
+    @property
+    def derived(self) -> bool:
+        return self.kind != "stated"
+
+    @property
+    def local(self) -> bool:
+        """Reads the row only: a change elsewhere cannot break it."""
+        return self.kind == "implies" or (self.kind == "stated" and not self.reads)
+
+    @property
+    def where(self) -> str:
+        """Where it comes from: ``tables.T.invariants[i]``, or ``derived`` and the table."""
+        return f"tables.{self.table}.invariants[{self.index}]" if self.index is not None else \
+            f"derived invariant of {self.table}"
+
+    def holds(self, row: dict[str, Any], db: DomainDB, ctx: ToolContext) -> tuple[bool, str]:
+        """(holds, reason) for one row; never raises."""
+        try:
+            if self.kind == "implies":
+                return (row[self.column] != self.value or (row[self.other] is None) == self.null), ""
+            if self.kind == "ref":
+                v = row[self.column]
+                if v is None or db.get(self.other, v) is not None:
+                    return True, ""
+                return False, f"no {self.other} row {v!r}"
+            return bool(Evaluator(db, ctx, row).eval(self.expr)), ""
+        except Exception as e:  # noqa: BLE001 - an invariant that cannot be evaluated does not hold
+            return False, f"{type(e).__name__}: {getattr(e, 'message', None) or e}"
+
+    def violation(self, key: Any, reason: str = "") -> Violation:
+        return Violation(self.table, key, self.check, self.message, reason, self.derived)
+
+
+# ------------------------------------------------------------------ derivation
+
+_Null = Literal["null", "nonnull", "unknown"]
+
+
+def nullness(e: X.Expr, params: dict[str, Any], schema: DomainSchema, inserted: str | None = None) -> _Null:
+    """Whether a value an effect writes is null, never null, or either (when the call succeeds)."""
+    if isinstance(e, X.Lit):
+        return "null" if e.value is None else "nonnull"
+    if isinstance(e, X.Clock | X.Agg | X.Compare | X.InList | X.Not | X.BinOp | X.Neg):
+        return "nonnull"  # arithmetic on null fails the call; comparisons and counts are never null
+    if isinstance(e, X.Call):
+        return "nonnull" if e.fn in ("add_days", "days_between", "round", "abs", "lower", "min", "max") else "unknown"
+    if isinstance(e, X.Param):
+        p = params.get(e.name)
+        return "nonnull" if p is not None and not p.optional else "unknown"
+    if isinstance(e, X.Field):
+        col = schema.table(e.row.table).column(e.column)
+        return "unknown" if col.nullable else "nonnull"
+    if isinstance(e, X.InsertedField) and inserted:
+        col = schema.table(inserted).column(e.column)
+        return "unknown" if col.nullable else "nonnull"
+    return "unknown"
+
+
+@dataclass
+class _Writer:
+    """One effect that writes an enum column: the value, and what it does to each nullable column."""
+
+    value: Any  # the literal written, or _WILD
+    columns: dict[str, _Null] = field(default_factory=dict)
+
+
+_WILD = object()
+
+
+def _op_effects(schema: DomainSchema, item: Any) -> tuple[list[tuple[X.Effect, str | None]], dict] | None:
+    """An operation's effects, each with the table inserted into before it; None if unreadable."""
+    if isinstance(item, ToolSpec):
+        params = {p.name: p for p in item.params}
+        scope = X.Scope(schema, params)
+        out = []
+        for text in item.effects:
+            try:
+                eff = X.parse_effect(text, scope)
+            except X.ExprError:
+                return None
+            out.append((eff, scope.inserted))
+            if isinstance(eff, X.Insert):
+                scope.inserted = eff.table
+        return out, params
+    params = getattr(item, "params", {})
+    out, inserted = [], None
+    for eff in getattr(item, "effects", []):
+        out.append((eff, inserted))
+        if isinstance(eff, X.Insert):
+            inserted = eff.table
+    return out, params
+
+
+def derive_implications(schema: DomainSchema, operations: Iterable[Any]) -> list[Invariant]:
+    """The "a status implies a column is empty/set" invariants (see the module docstring)."""
+    writers: dict[tuple[str, str], list[_Writer]] = {}  # (table, enum column) -> writers
+    free: set[tuple[str, str, str]] = set()  # (table, enum column, column) written without the enum column
+    for item in operations:
+        got = _op_effects(schema, item)
+        if got is None:
+            return []  # an effect we cannot read could write anything: derive nothing
+        effects, params = got
+        for eff, inserted in effects:
+            if isinstance(eff, X.Delete):
+                continue
+            t = schema.table(eff.table)
+            nullable = [c for c in t.columns if c.nullable and c.name != t.primary_key]
+            for ecol in (c for c in t.columns if c.type == "enum"):
+                if isinstance(eff, X.Insert):
+                    given = dict(eff.values)
+                    g = given.get(ecol.name, X.Lit(ecol.default))
+                    w = _Writer(g.value if isinstance(g, X.Lit) else _WILD)
+                    for c in nullable:
+                        if c.name in given:
+                            w.columns[c.name] = nullness(given[c.name], params, schema, inserted)
+                        else:
+                            w.columns[c.name] = "null" if c.default is None else "nonnull"
+                    if w.value is not None:
+                        writers.setdefault((t.name, ecol.name), []).append(w)
+                    continue
+                sets = {c: (how, v) for c, how, v in eff.sets}
+                if ecol.name not in sets:
+                    for c in sets:
+                        free.add((t.name, ecol.name, c))
+                    continue
+                how, g = sets[ecol.name]
+                w = _Writer(g.value if how == "=" and isinstance(g, X.Lit) else _WILD)
+                for c in nullable:
+                    if c.name not in sets:
+                        w.columns[c.name] = "unknown"
+                    else:
+                        chow, cv = sets[c.name]
+                        w.columns[c.name] = "nonnull" if chow != "=" else nullness(cv, params, schema, inserted)
+                if w.value is not None:
+                    writers.setdefault((t.name, ecol.name), []).append(w)
+    out: list[Invariant] = []
+    for t in schema.tables:
+        for ecol in (c for c in t.columns if c.type == "enum"):
+            ws = writers.get((t.name, ecol.name), [])
+            if any(w.value is _WILD for w in ws):
+                continue
+            for v in ecol.values:
+                mine = [w for w in ws if w.value == v]
+                if not mine:
+                    continue
+                for c in t.columns:
+                    if not c.nullable or c.name in (t.primary_key, ecol.name) or (t.name, ecol.name, c.name) in free:
+                        continue
+                    states = {w.columns.get(c.name, "unknown") for w in mine}
+                    if states not in ({"null"}, {"nonnull"}):
+                        continue
+                    null = states == {"null"}
+                    out.append(_implication(t.name, ecol.name, v, c.name, null))
+    return out
+
+
+def _implication(table: str, column: str, value: Any, other: str, null: bool) -> Invariant:
+    cmp = "==" if null else "!="
+    check = f"derived: {table}.{column} == {value!r} implies {other} {cmp} null"
+    what = "empties" if null else "sets"
+    expr = X.BoolOp("or", (X.Compare("!=", X.Param(column), X.Lit(value)),
+                           X.Compare(cmp, X.Param(other), X.Lit(None))))
+    return Invariant(table, check, f"every operation that sets {column} to {value!r} {what} {other}", "implies",
+                     expr, column=column, value=value, other=other, null=null)
+
+
+def derive_references(schema: DomainSchema) -> list[Invariant]:
+    out = []
+    for t in schema.tables:
+        for c in t.columns:
+            if c.type == "ref" and c.table:
+                target = schema.table(c.table)
+                lk = X.Lookup(c.table, X.Param(c.name))
+                expr = X.Compare("!=", X.Field(lk, target.primary_key), X.Lit(None))
+                if c.nullable:
+                    expr = X.BoolOp("or", (X.Compare("==", X.Param(c.name), X.Lit(None)), expr))
+                check = f"derived: {t.name}.{c.name} {'is null or ' if c.nullable else ''}names an existing {c.table} row"
+                out.append(Invariant(t.name, check, "a reference points at an existing row", "ref", expr,
+                                     reads=frozenset({c.table}), column=c.name, other=c.table))
+    return out
+
+
+def _reads(e: X.Expr) -> frozenset[str]:
+    return frozenset(n.table for n in X.walk(e) if isinstance(n, X.Lookup | X.Agg))
+
+
+def stated(schema: DomainSchema) -> list[Invariant]:
+    out = []
+    for t in schema.tables:
+        if not t.invariants:
+            continue
+        scope = invariant_scope(schema, t)
+        for i, req in enumerate(t.invariants):
+            e = X.parse_expr(req.check, scope)
+            out.append(Invariant(t.name, req.check, req.message, "stated", e, index=i, reads=_reads(e)))
+    return out
+
+
+# ------------------------------------------------------------------ checking
+
+
+class Invariants:
+    """Every invariant of a domain, and the check of a state against them.
+
+    ``Invariants(source, operations=None)``: ``source`` is a :class:`~core.models.Domain` (its
+    tools' specifications give the operations), a :class:`~core.blueprint.Blueprint` (its
+    operations), or a :class:`~core.models.DomainSchema` (stated and reference invariants only,
+    unless ``operations`` — Operations or ToolSpecs — are given). Parsing and derivation happen
+    once here; :meth:`for_domain` / :meth:`for_blueprint` also cache the object per source.
+    """
+
+    def __init__(self, source: Any, operations: Iterable[Any] | None = None):
+        if isinstance(source, Domain):
+            schema = source.domain
+            ops = [t.spec for t in source.tools] if operations is None else list(operations)
+        elif isinstance(source, DomainSchema):
+            schema, ops = source, list(operations or [])
+        else:  # a Blueprint
+            schema = source.schema
+            ops = list(source.operations) if operations is None else list(operations)
+        self.schema = schema
+        self.stated = stated(schema)
+        self.derived = derive_references(schema) + derive_implications(schema, ops)
+        self.all = self.stated + self.derived
+        self.by_table: dict[str, list[Invariant]] = {}
+        for inv in self.all:
+            self.by_table.setdefault(inv.table, []).append(inv)
+        self._ctx = ToolContext(schema.clock)
+        self._refs_into: dict[str, list[Invariant]] = {}  # referenced table -> ref invariants pointing at it
+        for inv in self.all:
+            if inv.kind == "ref":
+                self._refs_into.setdefault(inv.other, []).append(inv)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def __iter__(self):
+        return iter(self.all)
+
+    def __repr__(self) -> str:
+        return f"<Invariants {self.schema.name}: {len(self.stated)} stated, {len(self.derived)} derived>"
+
+    # ---------------------------------------------------------------- caches
+
+    _CACHE: dict[int, tuple[weakref.ref, Invariants]] = {}
+
+    @classmethod
+    def _cached(cls, source: Any) -> Invariants:
+        key = id(source)
+        hit = cls._CACHE.get(key)
+        if hit is None or hit[0]() is not source:
+            inv = cls(source)
+            cls._CACHE[key] = (weakref.ref(source), inv)
+            weakref.finalize(source, cls._CACHE.pop, key, None)
+            return inv
+        return hit[1]
+
+    @classmethod
+    def for_domain(cls, domain: Domain) -> Invariants:
+        """The domain's invariants (operations from every tool's specification, passed or not), cached."""
+        return cls._cached(domain)
+
+    @classmethod
+    def for_blueprint(cls, bp: Any) -> Invariants:
+        return cls._cached(bp)
+
+    # ---------------------------------------------------------------- checks
+
+    def check_row(self, db: DomainDB, table: str, row: dict[str, Any], ctx: ToolContext | None = None,
+                  only_local: bool = False) -> list[Violation]:
+        """The invariants of ``table`` that ``row`` (need not be stored) breaks."""
+        ctx = ctx or self._ctx
+        out = []
+        pk = self.schema.table(table).primary_key
+        for inv in self.by_table.get(table, ()):
+            if only_local and not inv.local:
+                continue
+            ok, why = inv.holds(row, db, ctx)
+            if not ok:
+                out.append(inv.violation(row.get(pk), why))
+        return out
+
+    def violations(self, db: DomainDB, ctx: ToolContext | None = None, tables: Iterable[str] | None = None,
+                   keys: dict[str, Iterable[Any]] | None = None, changed_only: bool = False,
+                   limit: int | None = None) -> list[Violation]:
+        """Every (row, invariant) that does not hold; [] when the state is consistent. Never raises.
+
+        - ``tables``: check only the invariants of these tables;
+        - ``keys``: ``{table: keys}``: check only these rows (tables not named are not checked);
+        - ``changed_only``: only what the writes since ``db.mark()`` (``db.before``) can have broken:
+          the rows written, the rows referring to a deleted row, and every row of a table whose
+          invariant reads a written table (a count or a lookup of other rows). Exact when the state
+          at the mark was consistent. With ``keys`` too, both sets of rows are checked;
+        - ``limit``: stop after this many violations (``limit=1``: is the state consistent?).
+        """
+        if not self.all:
+            return []
+        ctx = ctx or self._ctx
+        wanted = set(tables) if tables is not None else None
+        written = self._written(db) if changed_only else set()
+        out: list[Violation] = []
+        for table, invs in self.by_table.items():
+            if wanted is not None and table not in wanted:
+                continue
+            if not changed_only and keys is None:
+                self._check_rows(db, ctx, table, invs, [], None, out, limit)
+            else:
+                ks: list[Any] = list(db.before.get(table, {})) if changed_only else []
+                if keys is not None:
+                    ks += [k for k in keys.get(table, ()) if k not in ks]
+                full = [i for i in invs if changed_only and i.kind == "stated" and i.reads & written]
+                keyed = [i for i in invs if i not in full]
+                self._check_rows(db, ctx, table, full, keyed if ks else [], ks, out, limit)
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        if changed_only:
+            self._dangling(db, out, wanted)
+        return out if limit is None else out[:limit]
+
+    def consistent(self, db: DomainDB, ctx: ToolContext | None = None, **kw: Any) -> bool:
+        """No violation (stops at the first)."""
+        return not self.violations(db, ctx, limit=1, **kw)
+
+    # ---------------------------------------------------------------- internals
+
+    @staticmethod
+    def _written(db: DomainDB) -> set[str]:
+        return {t for t, pre in db.before.items() if pre}
+
+    def _check_rows(self, db: DomainDB, ctx: ToolContext, table: str, full: list[Invariant],
+                    keyed: list[Invariant], keys: list[Any] | None, out: list[Violation], limit: int | None) -> None:
+        """``full`` invariants on every row of ``table``, ``keyed`` ones on the rows with ``keys`` (all
+        rows when ``keys`` is None)."""
+        if not full and not keyed:
+            return
+        pk = self.schema.table(table).primary_key
+        if full or keys is None:
+            rows = db.select(table)
+            if keys is None:
+                full, keyed = full + keyed, []
+            keyset = set(keys or ())
+            pairs = [(r, full + keyed if r[pk] in keyset else full) for r in rows]
+        else:
+            pairs = [(r, keyed) for r in (db.get(table, k) for k in keys) if r is not None]
+        for row, invs in pairs:
+            for inv in invs:
+                ok, why = inv.holds(row, db, ctx)
+                if not ok:
+                    out.append(inv.violation(row[pk], why))
+                    if limit is not None and len(out) >= limit:
+                        return
+
+    def _dangling(self, db: DomainDB, out: list[Violation], wanted: set[str] | None) -> None:
+        """Rows left pointing at a row deleted since the mark (their own row did not change)."""
+        seen = {(v.table, v.key, v.check) for v in out}
+        for target, pre in db.before.items():
+            gone = [k for k, old in pre.items() if old is not None and db.get(target, k) is None]
+            for inv in self._refs_into.get(target, ()):
+                if wanted is not None and inv.table not in wanted:
+                    continue
+                for k in gone:
+                    for key in db.keys(inv.table, **{inv.column: k}):
+                        if (inv.table, key, inv.check) not in seen:
+                            seen.add((inv.table, key, inv.check))
+                            out.append(inv.violation(key, f"no {target} row {k!r}"))
