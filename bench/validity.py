@@ -79,7 +79,7 @@ from core.ownership import customer_table, owner_paths, row_owners  # noqa: E402
 from core.ownership import key_params as _key_params  # noqa: E402
 from core.store import Workspace  # noqa: E402
 
-ANONYMOUS = "a colleague at the front desk"
+ANONYMOUS = "someone who does not give their name"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"\b[\w-]*\d[\w-]*(?:\.\d+)?\b")  # ids, dates, amounts: RNT-0023, 2026-04-01, 22.8
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
@@ -93,8 +93,13 @@ def key_params(runtime: DomainRuntime, tool: str) -> list[tuple[str, str]]:
     return _key_params(runtime.schema, tool_rec.spec) if tool_rec else []
 
 
+def is_staff(task: Any) -> bool:
+    """A member of staff asks (``scenario.actor``): the policy lets staff act on any customer's records."""
+    return getattr(task.scenario, "actor", "customer") == "staff"
+
+
 def persona_email(task: Any, email_col: str | None) -> str | None:
-    if email_col is None or task.scenario.persona == ANONYMOUS:
+    if email_col is None or task.scenario.persona == ANONYMOUS or is_staff(task):
         return None
     m = re.search(r"with email (\S+)$", task.scenario.persona)
     if m:
@@ -105,21 +110,41 @@ def persona_email(task: Any, email_col: str | None) -> str | None:
 
 # ---------------------------------------------------------------------------------------- asked for
 
+ASK_CUES = r"\b(?:tell me|let me know|like to know|want to know|need to know|what (?:is|are|was|were|will))\b"
+
+
 def asked_segments(instruction: str) -> list[str]:
-    """The parts of the message that ask for something: from each "tell me" to the end of its sentence."""
+    """The parts of the message that ask for something: from each cue ("tell me", "let me know",
+    "I'd like to know", "what is") to the end of its sentence."""
     low = instruction.lower()
     out = []
-    for m in re.finditer(r"\btell me\b", low):
+    for m in re.finditer(ASK_CUES, low):
         rest = low[m.end():]
         end = _SENTENCE_END.search(rest)
         out.append(rest[:end.start()] if end else rest)
     return out
 
 
-def asked_for(label: str, instruction: str) -> bool:
-    words = label.split(".")[-1].replace("_", " ").lower().strip()
-    pat = re.compile(r"(?<!\w)" + re.escape(words) + r"(?!\w)")
-    return any(pat.search(s) for s in asked_segments(instruction))
+def label_words(label: str, schema: Any = None) -> set[str]:
+    """How a value's label can be said: its column's name with spaces, and the blueprint's ``labels``
+    noun for the column when there is one."""
+    table, _, col = label.rpartition(".")
+    words = {col.replace("_", " ").lower().strip()}
+    if schema is not None and schema.has_table(table) and schema.table(table).has_column(col):
+        words.add(schema.table(table).column(col).noun.lower())
+    return words
+
+
+def asked_for(label: str, instruction: str, schema: Any = None) -> bool:
+    pats = [re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)") for w in label_words(label, schema)]
+    return any(p.search(s) for s in asked_segments(instruction) for p in pats)
+
+
+def policy_demands_blocker(policy: str) -> bool:
+    """Whether the agent's policy says to tell what blocks a request that cannot be done
+    (core/policy.py's refusal clause, or a blueprint policy line saying the same)."""
+    low = policy.lower()
+    return "cannot be done" in low and "blocks" in low
 
 
 # ---------------------------------------------------------------------------------------- refusal AUC
@@ -250,7 +275,8 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
     name_col = next((c.name for c in cust.columns if c.type == "name"), None) if cust else None
     doc = blueprint_doc(domain)
     staff = staff_only_ops(doc, cust)
-    has_invariants = "invariants" in doc
+    has_invariants = any(t.invariants for t in schema.tables)
+    demands_blocker = policy_demands_blocker(runtime.policy)
 
     r: dict[str, Any] = {"tasks": len(tasks), "with_persona": 0, "persona_not_found": 0, "foreign_row_goals": 0,
                          "anonymous_on_owned_rows": 0,
@@ -276,7 +302,7 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
         openings.add(opening(task, name, email))
         literal.add(opening(task, name, email, with_goal=False))
 
-        foreign, anon, staff_goal = [], False, False
+        foreign, anon, staff_goal, staff_task = [], False, False, is_staff(task)
         refused = task.ground_truth.outcome == "refused"
         for step in task.chain:
             if step.role != "goal":
@@ -292,7 +318,7 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
                 if not owners:
                     continue
                 if email is None:
-                    anon = True
+                    anon = anon or not staff_task
                 elif persona_id is not None and persona_id not in owners and not is_refused:
                     foreign.append(f"{step.tool}({p}={key}) is {', '.join(map(str, sorted(owners)))}'s")
             if not is_refused:
@@ -305,7 +331,9 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
         r["anonymous_on_owned_rows"] += anon
         if staff is not None:
             r["staff_ops_as_customer_goals"] += staff_goal
-        missing = [v for v in task.ground_truth.communicate if not asked_for(v.label, task.scenario.instruction)]
+        missing = [v for v in task.ground_truth.communicate
+                   if not asked_for(v.label, task.scenario.instruction, schema)
+                   and not (v.why == "what blocks the request" and demands_blocker)]
         r["values"] += len(task.ground_truth.communicate)
         r["unrequested_values"] += len(missing)
         r["unrequested_values_tasks"] += bool(missing)

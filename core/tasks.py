@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import expr as X
+from core import wording as W
 from core.arrange import Arranger
 from core.backends import Backend, ProceduralBackend
 from core.blueprint import Operation, parse_blueprint
@@ -33,6 +34,7 @@ from core.ownership import Ownership, key_params
 from core.reward import RequiredValue, expected_from, value_mentioned
 from core.seed import RowFactory, derive_seed
 from core.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
+from core.wording import BEHAVIOUR, plural, tidy, with_article
 
 __all__ = ["Task", "TaskGenerator", "GenStats", "generate_tasks"]
 
@@ -78,6 +80,8 @@ class Ref:
     lookups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ident: Identification | None = None
     known: dict[str, Any] = field(default_factory=dict)
+    vague: str = ""  # the phrase when the user leaves the facts for the agent to ask ("one of my passes")
+    noun: str = ""  # the record the facts pick out ("pass"), for a user asked "which pass?"
 
 
 def _trivial(v: Any) -> bool:
@@ -106,6 +110,11 @@ class TaskGenerator:
         self.goals = [op for op in self.ops.values() if not op.spec.derived]
         if not self.goals:
             raise ValueError(f"domain {domain.name!r} has no verified business operation to build tasks from")
+        # who asks: customers for their own records, staff for staff operations (the blueprint's actor)
+        self.pools = {"customer": [op for op in self.goals if op.spec.actor in ("customer", "either")],
+                      "staff": [op for op in self.goals if op.spec.actor in ("staff", "either")]}
+        staff_only = sum(op.spec.actor == "staff" for op in self.goals)
+        self.p_staff = staff_only / len(self.goals) if self.pools["customer"] else 1.0
         self.graph = to_networkx(list(self.ops), domain.edges)
         self.ctx = ToolContext(self.schema.clock)
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
@@ -148,8 +157,10 @@ class TaskGenerator:
 
     # ------------------------------------------------------------------ goals
 
-    def _pick_goals(self, rng: random.Random, min_goals: int = 1) -> list[Goal]:
-        first = rng.choice(self.goals)
+    def _pick_goals(self, rng: random.Random, min_goals: int = 1, actor: str = "customer") -> list[Goal]:
+        pool = self.pools[actor]
+        allowed = {op.name for op in pool}
+        first = rng.choice(pool)
         goals = [Goal(first, {}, {})]
         want = min(self.max_chain, max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0]))
         while len(goals) < want:
@@ -157,7 +168,7 @@ class TaskGenerator:
             succ = []
             for nxt in sorted(self.graph.successors(prev.name)):
                 op = self.ops.get(nxt)
-                if op is None or op.spec.derived or any(g.op.name == nxt for g in goals):
+                if op is None or nxt not in allowed or any(g.op.name == nxt for g in goals):
                     continue
                 label = {}
                 for e in self.graph[prev.name][nxt]["edges"]:
@@ -203,10 +214,31 @@ class TaskGenerator:
                 raise Drop("could not build a state for the goal")
             if any(got.get(p) != v for p, v in fixed_vals.items()):
                 raise Drop("arranging changed a value taken from an earlier step")
+            if violate is None:
+                self._email_for_name(sim, g.op, got)
             g.args = got
             self._port(sim, db)
             sim.close()
         return db
+
+    def _email_for_name(self, db: DomainDB, op: Operation, args: dict[str, Any]) -> None:
+        """A new customer's email matches their name ("Ann Lee" signs up as ann.lee@...), when the
+        operation takes both and the address is free; the drawn one stays otherwise."""
+        cols = {}
+        for p in op.spec.params:
+            table, _, col = (p.column or "").rpartition(".")
+            if self.schema.has_table(table) and self.schema.table(table).has_column(col):
+                cols[self.schema.table(table).column(col).type] = (p.name, table, col)
+        if "name" not in cols or "email" not in cols:
+            return
+        (pn, _, _), (pe, table, col) = cols["name"], cols["email"]
+        name, email = args.get(pn), args.get(pe)
+        if not isinstance(name, str) or not isinstance(email, str) or "@" not in email:
+            return
+        local = ".".join(re.findall(r"[a-z]+", name.lower()))
+        new = f"{local}@{email.split('@', 1)[1]}"
+        if local and new != email and not db.keys(table, **{col: new}):
+            args[pe] = new
 
     def _port(self, sim: DomainDB, db: DomainDB) -> None:
         """Apply the arranger's changes (recorded in ``sim``'s undo log) to the initial state."""
@@ -295,7 +327,8 @@ class TaskGenerator:
         if len(new) > self._budget:  # the chain may not grow past --max-chain: the user gives the id
             t = self.schema.table(table)
             return Ref(f"{_human(t.singular)} {key}", "user", [],
-                       Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key})
+                       Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key},
+                       noun=_human(t.singular))
         self._budget -= len(new)
         self._planned += new
         return ref
@@ -303,13 +336,15 @@ class TaskGenerator:
     def _refer_by(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
         t = self.schema.table(table)
         c = self.customer
+        noun = _human(t.singular)
         email_col = next((col.name for col in c.columns if col.type == "email" and col.unique), None) if c else None
         if c is not None and table == c.name and persona and key == persona[c.primary_key]:
             tool = self._tool(f"find_{c.singular}_by_{email_col}")
             if tool:
                 email = persona[email_col]
                 return Ref("me", "lookup", [(tool, {email_col: email})],
-                           Identification(table=table, filters={email_col: email}, target=key), {email_col: email})
+                           Identification(table=table, filters={email_col: email}, target=key), {email_col: email},
+                           vague="me", noun="account")
         row = db.get(table, key)
         if persona and c is not None and row is not None:
             for col in t.columns:
@@ -325,10 +360,16 @@ class TaskGenerator:
                             continue
                         if tool and rng.random() < 0.85:
                             pref = self._refer_by(db, c.name, persona[c.primary_key], persona, rng)
-                            return Ref(f"my {_human(t.singular)} whose {_human(d.name)} is {val}", "lookup",
-                                       [*pref.lookups, (tool, {col.name: row[col.name]})],
+                            said = _human(val) if d.type == "enum" else val
+                            if d.type == "enum" and rng.random() < 0.5:
+                                phrase = f"my {noun} that is {said}"
+                            else:
+                                phrase = rng.choice((f"my {noun} whose {d.noun} is {said}",
+                                                     f"my {noun} with {d.noun} {said}"))
+                            return Ref(phrase, "lookup", [*pref.lookups, (tool, {col.name: row[col.name]})],
                                        Identification(table=table, filters={col.name: row[col.name], d.name: val},
-                                                      target=key), {**pref.known, d.name: val})
+                                                      target=key), {**pref.known, d.name: val},
+                                       vague=f"one of my {plural(noun)}", noun=noun)
                         break
         uniques = [col for col in t.columns if col.unique and col.type != "id" and row is not None
                    and row[col.name] is not None]
@@ -337,10 +378,11 @@ class TaskGenerator:
             tool = self._tool(f"find_{t.singular}_by_{u.name}")
             if tool:
                 v = row[u.name]
-                return Ref(f"the {_human(t.singular)} with {_human(u.name)} {v}", "lookup", [(tool, {u.name: v})],
-                           Identification(table=table, filters={u.name: v}, target=key), {u.name: v})
-        return Ref(f"{_human(t.singular)} {key}", "user", [],
-                   Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key})
+                return Ref(f"the {noun} with {u.noun} {v}", "lookup", [(tool, {u.name: v})],
+                           Identification(table=table, filters={u.name: v}, target=key), {u.name: v}, noun=noun)
+        return Ref(f"{noun} {key}", "user", [],
+                   Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key},
+                   noun=noun)
 
     # ------------------------------------------------------------------ distractors
 
@@ -375,8 +417,10 @@ class TaskGenerator:
                 base = db.get(t.name, g.args.get(lk.key.name))
                 if base is None:
                     continue
-                keep = {col.name: base[col.name] for col in t.columns
-                        if col.name != t.primary_key and not col.unique and col.type != "ref" and rng.random() < 0.6}
+                cands = [col.name for col in t.columns if col.name != t.primary_key and not col.unique
+                         and col.type != "ref"]
+                kept = [c for c in cands if rng.random() < 0.6] or cands[:1]  # it shares at least one thing
+                keep = {c: base[c] for c in kept}
                 row = self.factory.make_row(t, keys, db.select(t.name), overrides=keep)
                 db.insert(t.name, row)
                 added.append(f"{t.name}: a near-duplicate of {base[t.primary_key]}")
@@ -399,7 +443,8 @@ class TaskGenerator:
         r1, r2 = rng.random(), rng.random()
         refusal = r1 < self.p_refusal if refusal is None else refusal
         distract = r2 < self.p_distractors if distract is None else distract
-        goals = self._pick_goals(rng, min_goals)
+        actor = "staff" if self.pools["staff"] and rng.random() < self.p_staff else "customer"
+        goals = self._pick_goals(rng, min_goals, actor)
         if refusal:  # end the chain at the last goal whose refusal the user can be shown
             last = max((i for i, g in enumerate(goals) if self._refusable(g.op)), default=None)
             if last is None:
@@ -408,7 +453,10 @@ class TaskGenerator:
         db = self._arrange(rng, goals, refusal)
         # check the whole chain runs from the initial state, resolve step-fed arguments, and find
         # whose records the goals act on: the persona, or a drop when it is more than one customer
-        persona = self._persona(db, goals)
+        owner = self._persona(db, goals)
+        # a member of staff refers to records by what picks them out, never as "mine"
+        persona = owner if actor == "customer" else None
+        who = "staff" if actor == "staff" else "customer" if persona else "none"
         self._budget, self._planned = self.max_chain - len(goals), []
         refs: dict[tuple[int, str], Ref] = {}
         for gi, g in enumerate(goals):
@@ -420,7 +468,9 @@ class TaskGenerator:
                     noun = _human(self.schema.table(table).singular) if self.schema.has_table(table) else "one"
                     prev = goals[gi - 1].op
                     made = any(isinstance(e, X.Insert) and e.table == table for e in prev.effects)
-                    refs[(gi, p.name)] = Ref(f"the {noun} you just created" if made else f"the same {noun}", "step")
+                    mine = persona is not None and self.customer is not None and table == self.customer.name
+                    refs[(gi, p.name)] = Ref("me" if mine else
+                                             f"the {noun} you just created" if made else f"the same {noun}", "step")
                 elif p.name in key_tables:
                     refs[(gi, p.name)] = self._refer(db, key_tables[p.name], v, persona, rng)
                 elif v is not None:
@@ -479,6 +529,7 @@ class TaskGenerator:
                                           blueprint_sha256=self.domain.provenance.blueprint_sha256,
                                           parents=[self.schema.name]),
                     review=Review())
+        task.scenario.actor = who
         return self._record(task, goals, refs, persona)
 
     # ------------------------------------------------------------------ ground truth
@@ -520,9 +571,10 @@ class TaskGenerator:
         task.ground_truth = GroundTruth(final_hash=env.db.state_hash(), expected=expected, communicate=uniq,
                                         diff=env.diff(),
                                         outcome="refused" if refused else "completed")
-        task.scenario = self._scenario(goals, refs, persona, uniq, refused)
-        # a value the user already said proves nothing: echoing the request must not score
-        fresh = [v for v in uniq if not value_mentioned(v.value, task.scenario.instruction)]
+        task.scenario = self._scenario(task, goals, refs, persona, uniq, refused)
+        # a value the user says (now or when asked) proves nothing: echoing the user must not score
+        said = " ".join([task.scenario.instruction, *map(str, task.scenario.known.values())])
+        fresh = [v for v in uniq if not value_mentioned(v.value, said)]
         if refused and not any(v.why == "what blocks the request" for v in fresh):
             raise Drop("what blocks the request is already in the user's words")
         if not fresh:
@@ -537,7 +589,7 @@ class TaskGenerator:
             raise Drop("nothing to check but values that could be guessed")
         if len(fresh) != len(uniq):
             task.ground_truth.communicate = uniq = fresh
-            task.scenario = self._scenario(goals, refs, persona, uniq, refused)
+            task.scenario = self._scenario(task, goals, refs, persona, uniq, refused)
         # verification: the oracle scores 1, doing nothing scores 0
         env.reset(task)
         for step in task.chain:
@@ -571,13 +623,38 @@ class TaskGenerator:
         """A value any agent could name without looking: an enum value or a boolean of the domain."""
         return isinstance(value, bool) or (isinstance(value, str) and value in self._enum_values)
 
-    def _scenario(self, goals: list[Goal], refs: dict, persona: dict | None, values: list[RequiredValue],
-                  refused: bool) -> Scenario:
+    STAFF_NAMES = ("Sam Patel", "Jo Kowalski", "Alex Moreno", "Priya Shah", "Chris Okafor", "Dana Lindqvist",
+                   "Lee Tanaka", "Morgan Reyes", "Ravi Nair", "Kim Fischer", "Tess Adeyemi", "Noel Duarte")
+
+    def _noun(self, label: str) -> str:
+        """The noun for a value's label ("riders.balance" -> "balance", "loans.due_on" -> its label)."""
+        table, _, col = label.rpartition(".")
+        if self.schema.has_table(table) and self.schema.table(table).has_column(col):
+            return self.schema.table(table).column(col).noun
+        return _human(col or label)
+
+    def _would_report(self, op: Operation) -> list[str]:
+        """The nouns of what ``op`` reports when it succeeds (what the user asks to be told)."""
+        table = op.spec.returns.table
+        fields = list(op.spec.report) or ([self.schema.table(table).primary_key] if table else [])
+        return [self._noun(f"{table or op.name}.{f}") for f in fields]
+
+    def _scenario(self, task: Task, goals: list[Goal], refs: dict, persona: dict | None,
+                  values: list[RequiredValue], refused: bool) -> Scenario:
+        rng = random.Random(derive_seed(self.seed, self.schema.name, "words", task.id))
+        actor = task.scenario.actor
         known: dict[str, Any] = {}
+        withheld: set[str] = set()  # known facts the first message leaves for the agent to ask
         c = self.customer
+        email_col = name_col = None
         if persona and c is not None:  # the persona's email first: another record's email must not hide it
             email_col = next(col.name for col in c.columns if col.type == "email" and col.unique)
+            name_col = next(col.name for col in c.columns if col.type == "name")
+            known[name_col] = persona[name_col]
             known[email_col] = persona[email_col]
+            if rng.random() < 0.65:
+                withheld.add(email_col)
+        unknown: list[str] = []
         phrases = []
         for gi, g in enumerate(goals):
             text = g.op.spec.intent
@@ -586,43 +663,70 @@ class TaskGenerator:
                 r = refs.get((gi, p.name))
                 if r is None:
                     continue
+                vague = bool(r.vague) and r.vague != "me" and rng.random() < 0.35
                 for k, v in r.known.items():  # a second fact of the same name keeps its own key (email_2)
                     key, n = k, 1
                     while key in known and known[key] != v:
                         n += 1
                         key = f"{k}_{n}"
                     known[key] = v
+                    if vague and k != email_col:
+                        withheld.add(key)
+                if r.source in ("lookup", "step") and r.ident is not None:
+                    t = self.schema.table(r.ident.table)
+                    unknown.append(t.column(t.primary_key).noun)
                 slot = "{" + p.name + "}"
+                phrase = r.vague if vague else r.phrase
                 if slot not in text:
-                    extra.append(f"{_human(p.name)}: {r.phrase}")
+                    extra.append(f"{self._noun(p.column or p.name) if p.column else _human(p.name)} {phrase}")
                     continue
-                phrase = r.phrase
                 head = text[:text.index(slot)]
-                if phrase.startswith(("the ", "my ", "me")):  # "bike {bike_id}" -> "the bike with serial X"
-                    text = re.sub(r"\b[a-z]+ " + re.escape(slot), slot, text, count=1)
+                if phrase.startswith(("the ", "my ", "me", "one of")):  # "bike {bike_id}" -> "the bike with serial X"
+                    if r.noun and head.endswith(f" {r.noun} "):  # "repair ticket {ticket_id}": the whole noun
+                        text = text.replace(f" {r.noun} {slot}", f" {slot}", 1)
+                    else:
+                        text = re.sub(r"\b[a-z]+ " + re.escape(slot), slot, text, count=1)
                 elif r.source == "user" and r.ident is not None:  # "bike {bike_id}" + "bike BK-7" -> "bike BK-7"
                     noun = phrase.rsplit(" ", 1)[0] + " "
                     if " " in phrase and head.endswith(noun):
                         phrase = phrase.rsplit(" ", 1)[1]
                 text = text.replace(slot, phrase)
-            phrases.append(text + (f" ({'; '.join(extra)})" if extra else ""))
-        who = ""
-        if persona and c is not None:
-            name_col = next(col.name for col in c.columns if col.type == "name")
-            who = f"Hi, I'm {persona[name_col]} (email {persona[email_col]}). "
-            persona_text = f"{persona[name_col]}, a {_human(c.singular)} with email {persona[email_col]}"
+            phrases.append(text + (f", with {' and '.join(extra)}" if extra else ""))
+        goal = tidy(W.chain(rng, phrases))
+        goal = goal[:1].lower() + goal[1:]
+        reason = tidy(W.request(rng, goal))
+        # what the user wants to hear: the values of the goals that will be done, and for a refused
+        # goal what it would have reported; a blocker is the policy's to tell (core/policy.py)
+        asks = [self._noun(v.label) for v in values if v.why != "what blocks the request"]
+        if refused:
+            asks += self._would_report(goals[-1].op)
+        asks = list(dict.fromkeys(a for a in asks if a))
+        closing = rng.choice(W.CLOSINGS).format(nouns=W.join_nouns(asks)) if asks else ""
+        if actor == "staff":
+            staff = self.schema.staff or "member of staff"
+            name = rng.choice(self.STAFF_NAMES)
+            opening = rng.choice(W.STAFF_OPENINGS).format(name=name, role=staff, a_role=with_article(staff))
+            persona_text = f"{name}, {with_article(staff)} (staff)"
+        elif persona and c is not None:
+            opening = rng.choice(W.CUSTOMER_OPENINGS).format(name=persona[name_col])
+            if email_col not in withheld:
+                opening += " " + rng.choice(("My email is {e}.", "My email address is {e}.",
+                                             "I'm registered as {e}.", "My account email is {e}.")).format(
+                    e=persona[email_col])
+            persona_text = f"{persona[name_col]}, {with_article(_human(c.singular))} with email {persona[email_col]}"
+            if persona[name_col] not in opening:
+                withheld.add(name_col)
         else:
-            persona_text = "a colleague at the front desk"
-        goal = phrases[0] if len(phrases) == 1 else "first " + phrases[0] + ", then " + ", then ".join(phrases[1:])
-        labels = dict.fromkeys(_human(v.label.split(".")[-1]) for v in values if v.why != "what blocks the request")
-        ask = "Please tell me the " + ", ".join(labels) if labels and not refused else ""
-        tail = " If that is not possible, tell me exactly what is blocking it." if refused or len(goals) > 1 else ""
-        draft = f"{who}I would like to {goal}.{tail} {ask + '.' if ask else ''}".strip()
-        instruction = self.backend.instruction(draft, known, persona_text)
-        for k, v in known.items():  # the rule check: every fact the agent needs is in the message
-            if not value_mentioned(v, instruction):
+            opening = rng.choice(W.ANONYMOUS_OPENINGS)
+            persona_text = "someone who does not give their name"
+        draft = " ".join(x.strip() for x in (opening, reason, closing) if x.strip())
+        instruction = self.backend.instruction(draft, {k: v for k, v in known.items() if k not in withheld},
+                                               persona_text)
+        for k, v in known.items():  # the rule check: every fact not left for the agent to ask is in the message
+            if k not in withheld and not value_mentioned(v, instruction):
                 raise Drop(f"the scenario does not state {k}")
-        return Scenario(persona=persona_text, goal=goal, known=known, instruction=instruction)
+        return Scenario(persona=persona_text, goal=goal, known=known, instruction=instruction, reason=reason,
+                        unknown=list(dict.fromkeys(unknown)), behaviour=BEHAVIOUR, asks=asks, actor=actor)
 
     # ------------------------------------------------------------------ driver
 

@@ -191,7 +191,7 @@ def shop():
 
 def only(gen: TaskGenerator, name: str):
     """Make every attempt of ``gen`` a single-goal chain of operation ``name``."""
-    gen._pick_goals = lambda rng, min_goals=1: [Goal(gen.ops[name], {}, {})]
+    gen._pick_goals = lambda rng, min_goals=1, actor="customer": [Goal(gen.ops[name], {}, {})]
     return gen
 
 
@@ -204,7 +204,7 @@ def test_the_shop_synthesizes_with_its_ownership(shop):
 
 
 def test_a_goal_on_a_customers_row_makes_that_customer_the_persona(shop):
-    """ship_parcel names no customer: the parcel's order's customer becomes the persona (before: a colleague)."""
+    """ship_parcel names no customer: the parcel's order's customer becomes the persona (before: anonymous)."""
     gen = only(TaskGenerator(shop, seed=0, p_refusal=0.0, p_distractors=0.0), "ship_parcel")
     tasks, stats = gen.generate(5)
     assert len(tasks) == 5, stats.drop_reasons
@@ -213,7 +213,7 @@ def test_a_goal_on_a_customers_row_makes_that_customer_the_persona(shop):
         parcel = db.get("parcels", t.chain[-1].args["parcel_id"])
         owner = db.get("customers", db.get("orders", parcel["order_id"])["customer_id"])
         assert t.scenario.persona == f"{owner['name']}, a customer with email {owner['email']}", t.id
-        assert t.scenario.instruction.startswith(f"Hi, I'm {owner['name']} (email {owner['email']}). "), t.id
+        assert t.scenario.actor == "customer" and t.scenario.known["name"] == owner["name"], t.id
         assert t.scenario.known["email"] == owner["email"]
         db.close()
 
@@ -222,8 +222,9 @@ def test_a_goal_on_no_customers_row_stays_anonymous(shop):
     gen = only(TaskGenerator(shop, seed=0, p_refusal=0.0, p_distractors=0.0), "restock")
     tasks, _ = gen.generate(3)
     assert len(tasks) == 3
-    assert {t.scenario.persona for t in tasks} == {"a colleague at the front desk"}
-    assert not any(t.scenario.instruction.startswith("Hi, I'm") for t in tasks)
+    assert {t.scenario.persona for t in tasks} == {"someone who does not give their name"}
+    assert {t.scenario.actor for t in tasks} == {"none"}
+    assert not any("email" in t.scenario.known or "name" in t.scenario.known for t in tasks)
 
 
 def test_goals_on_two_customers_rows_are_dropped(shop):

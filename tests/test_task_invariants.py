@@ -259,10 +259,16 @@ def test_the_instruction_states_the_facts_but_not_the_answers(gen, name):
     for t in gen[name].tasks:
         text = t.scenario.instruction
         assert t.ground_truth.communicate, t.id
+        said = " ".join([text, *map(str, t.scenario.known.values())])
+        customer = customer_table_of(g_schema := gen[name].domain.domain)
+        identity = {c.name for c in customer.columns if c.type in ("name", "email")} if customer else set()
         for k, v in t.scenario.known.items():
-            assert value_mentioned(v, text), (t.id, k, v)
-        for v in t.ground_truth.communicate:
-            assert not value_mentioned(v.value, text), (t.id, v)
+            # what the first message leaves out is told when asked: who the user is, or which of
+            # their records they mean ("one of my rentals")
+            assert value_mentioned(v, text) or k in identity or " of my " in text, (t.id, k, v)
+        for v in t.ground_truth.communicate:  # nothing the user says, now or when asked
+            assert not value_mentioned(v.value, said), (t.id, v)
+        assert g_schema.name == t.domain
 
 
 def customer_table_of(schema) -> Any:
@@ -359,9 +365,11 @@ def test_goals_act_only_on_the_personas_records(gen, name):
     owned = 0
     for t in g.tasks:
         owners, final = goal_owners(g, t, paths)
-        if t.scenario.persona == "a colleague at the front desk":
+        if t.scenario.actor == "none":  # nobody gives a name: no customer's record is touched
             assert owners == set(), (t.id, owners)
-            assert not t.scenario.instruction.startswith("Hi, I'm"), t.id
+            assert t.scenario.persona == "someone who does not give their name", t.id
+        elif t.scenario.actor == "staff":  # a member of staff, who says so, on one customer's records at most
+            assert len(owners) <= 1 and t.scenario.persona.endswith("(staff)"), (t.id, owners)
         else:
             m = re.fullmatch(r"(.+), an? .+ with email (\S+)", t.scenario.persona)
             assert m and t.scenario.known[email_col] == m.group(2), t.id
@@ -374,7 +382,8 @@ def test_goals_act_only_on_the_personas_records(gen, name):
             assert owners <= set(who), (t.id, who, owners)
             owned += bool(owners)
         final.close()
-    assert owned >= len(g.tasks) // 3  # the check is not vacuous: most tasks act on the persona's records
+    customers = sum(t.scenario.actor == "customer" for t in g.tasks)
+    assert owned >= customers // 3  # the check is not vacuous: most customer tasks act on the persona's records
 
 
 def test_tasks_without_a_state_change_ask_for_a_value_that_cannot_be_guessed(gen):
@@ -430,15 +439,14 @@ def test_distractor_tasks_really_contain_look_alike_rows(gen, name):
         assert look_alikes(g, t), t.id
 
 
-@pytest.mark.xfail(strict=True, reason="core/tasks.py _distract: a 'near-duplicate' keeps each column with "
-                   "probability 0.6, so with few candidate columns it can keep none and the task is labelled "
-                   "'distractors' with a random row that resembles nothing (blood_bank, seed 4, attempt 1)")
 def test_a_near_duplicate_shares_something_with_its_record(gen):
     g = gen["blood_bank"]
     tasks, _ = TaskGenerator(g.domain, g.runtime, seed=4).generate(20)
-    t = next(t for t in tasks if t.id == "blood_bank-4-00001")
-    assert t.has_distractors
-    assert look_alikes(Generated(g.domain, g.runtime, tasks, {}), t)
+    # with few candidate columns, keeping each with probability 0.6 once kept none at all
+    with_distractors = [t for t in tasks if t.has_distractors]
+    assert with_distractors
+    for t in with_distractors:
+        assert look_alikes(Generated(g.domain, g.runtime, tasks, {}), t), t.id
 
 
 def test_refusal_and_distractor_shares_follow_the_quotas(gen):
@@ -470,7 +478,7 @@ def test_state_key_follows_the_initial_state(gen):
 
 
 def test_a_tight_chain_limit_gives_duplicates_that_are_dropped(workspace, tmp_path):
-    """blood_bank with --max-chain 1 --seed 2 repeats itself: the repeats must go, not be kept."""
+    """blood_bank with --max-chain 1 repeats itself: the repeats must go, not be kept."""
     from core.store import Workspace
 
     other = tmp_path / "ws"
@@ -479,12 +487,15 @@ def test_a_tight_chain_limit_gives_duplicates_that_are_dropped(workspace, tmp_pa
     src.backup(dst)
     src.close()
     dst.close()
-    out = cli("tasks", "generate", "blood_bank", "-n", "12", "--max-chain", "1", "--seed", "2",
-              "--workspace", str(other), "--json")
-    stats = json.loads(out.stdout)["domains"][0]
-    assert stats["drop_reasons"].get("duplicate of an earlier task", 0) >= 1  # the case arises
+    for seed in range(8):  # the case arises for some seed
+        out = cli("tasks", "generate", "blood_bank", "-n", "60", "--max-chain", "1", "--seed", str(seed),
+                  "--workspace", str(other), "--json")
+        stats = json.loads(out.stdout)["domains"][0]
+        if stats["drop_reasons"].get("duplicate of an earlier task", 0):
+            break
+    assert stats["drop_reasons"].get("duplicate of an earlier task", 0) >= 1, stats
     tasks = Workspace(other, create=False).load_tasks("blood_bank")
-    assert len(tasks) == 12 and all(len(t.chain) == 1 for t in tasks)
+    assert len(tasks) == 60 and all(len(t.chain) == 1 for t in tasks)
     sigs = [signature(t) for t in tasks]
     assert len(set(sigs)) == len(sigs)
 

@@ -59,7 +59,7 @@ def force_goals(gen, monkeypatch, ops: list[str], violate: int | None = None,
                 fixed: dict[int, dict[str, str]] | None = None) -> None:
     """Attempts get the goals ``ops`` in this order (``fixed``: goal -> {param: output field of the
     previous goal}); with ``violate``, a refusal makes that requirement of the last goal false."""
-    monkeypatch.setattr(gen, "_pick_goals", lambda rng, min_goals=1: [
+    monkeypatch.setattr(gen, "_pick_goals", lambda rng, min_goals=1, actor="customer": [
         Goal(gen.ops[name], {}, dict((fixed or {}).get(i, {}))) for i, name in enumerate(ops)])
     if violate is not None:
         monkeypatch.setattr(gen, "_refusable", lambda op: [violate] if op.name == ops[-1] else [])
@@ -129,8 +129,10 @@ def test_a_completed_goal_records_its_changes_its_value_and_the_persona(gen, mon
                                             why="result of top_up_balance")]
     # the persona is the rider whose balance it is
     assert task.scenario.persona == f"{rider['name']}, a rider with email {rider['email']}"
-    assert task.scenario.instruction.startswith(f"Hi, I'm {rider['name']} (email {rider['email']}). ")
-    assert task.scenario.instruction.endswith(" Please tell me the balance.")
+    assert (task.scenario.known["name"], task.scenario.known["email"]) == (rider["name"], rider["email"])
+    assert task.scenario.actor == "customer"
+    # the user asks for what they want to hear, by the column's noun
+    assert task.scenario.asks == ["balance"] and "the balance" in task.scenario.instruction
     assert oracle_messages(task) == [{"role": "user", "content": task.scenario.instruction},
                                      {"role": "assistant", "content": f"Done. balance: {after['balance']}"}]
     assert env.evaluate(oracle_messages(task)).reward == 1.0
@@ -147,10 +149,10 @@ def test_a_refused_goal_tells_the_stored_value_that_blocks_it(gen, monkeypatch, 
         assert gt.expected.model_dump() == {"inserted": {}, "updated": {}, "deleted": {}}
         assert gt.communicate == [RequiredValue(value=err["observed"]["passes.valid_until"],
                                                 label="passes.valid_until", why=BLOCKS)]
-        # a refusal asks what blocks it, and asks for no value by name
-        assert task.scenario.instruction.endswith(TAIL)
-        assert "Please tell me" not in task.scenario.instruction
-        assert task.scenario.instruction.startswith("Hi, I'm ")
+        # a refusal reads like any other request: it asks for what refund_pass would report, and
+        # nothing hints that it may fail (the policy says to tell what blocks it)
+        assert TAIL not in task.scenario.instruction and "not possible" not in task.scenario.instruction
+        assert task.scenario.asks == ["balance"] and "the balance" in task.scenario.instruction
         assert oracle_messages(task)[-1] == {"role": "assistant",
                                              "content": f"I could not do that. valid until: {gt.communicate[0].value}"}
 
@@ -167,7 +169,9 @@ def test_each_goal_tells_its_own_report_fields_in_chain_order(gen, monkeypatch, 
             RequiredValue(value=topped["balance"], label="riders.balance", why="result of top_up_balance"),
             RequiredValue(value=bought["pass_id"], label="passes.pass_id", why="result of buy_pass"),
             RequiredValue(value=bought["valid_until"], label="passes.valid_until", why="result of buy_pass")]
-        assert task.scenario.instruction.endswith(f"{TAIL} Please tell me the balance, pass id, valid until.")
+        expiry = gen.schema.table("passes").column("valid_until").noun
+        assert task.scenario.asks == ["balance", "pass id", expiry]
+        assert f"the balance, the pass id and the {expiry}" in task.scenario.instruction
         assert task.expansion == ["extended"]
 
 
@@ -175,7 +179,8 @@ def test_a_value_two_goals_give_is_told_once(gen, monkeypatch, runtime):
     tasks = recorded(tried(gen, monkeypatch, ["close_station", "close_station"], range(1, 5)))
     for task in tasks:
         env, _ = replay(runtime, task)
-        assert [env.db.get("stations", s.args["station_id"])["status"] for s in task.chain] == ["closed", "closed"]
+        goals = [s for s in task.chain if s.role == "goal"]
+        assert [env.db.get("stations", s.args["station_id"])["status"] for s in goals] == ["closed", "closed"]
         assert task.ground_truth.communicate == [RequiredValue(value="closed", label="stations.status",
                                                                why="result of close_station")]
         assert oracle_messages(task)[-1]["content"] == "Done. status: closed"
@@ -216,16 +221,16 @@ def test_a_value_the_instruction_states_is_not_asked_for(gen, monkeypatch):
         station = goal_step(r.task, "move_bike").args["station_id"]
         assert station in r.task.scenario.instruction
         assert r.task.ground_truth.communicate == [suspended]
-        assert r.task.scenario.instruction.endswith(f"{TAIL} Please tell me the status.")
+        assert r.task.scenario.asks == ["status"] and "station id" not in r.task.scenario.instruction
         # composed again for the same persona
-        assert r.task.scenario.instruction.startswith("Hi, I'm ")
         assert r.task.scenario.persona.endswith(f", a rider with email {r.task.scenario.known['email']}")
         assert oracle_messages(r.task)[-1]["content"] == "Done. status: suspended"
     for r in by_lookup:
         station = goal_step(r.task, "move_bike").args["station_id"]
         assert r.task.ground_truth.communicate == [
             RequiredValue(value=station, label="bikes.station_id", why="result of move_bike"), suspended]
-        assert r.task.scenario.instruction.endswith(f"{TAIL} Please tell me the station id, status.")
+        assert r.task.scenario.asks == ["station id", "status"]
+        assert "the station id and the status" in r.task.scenario.instruction
 
 
 def test_a_refusal_composed_again_still_asks_for_no_value(gen, monkeypatch):
@@ -235,9 +240,9 @@ def test_a_refusal_composed_again_still_asks_for_no_value(gen, monkeypatch):
     for r in by_id:
         assert [(v.label, v.why) for v in r.task.ground_truth.communicate] == [
             ("stations.status", "result of close_station"), ("passes.valid_until", BLOCKS)]
-        assert r.task.scenario.instruction.endswith(TAIL)
-        assert "Please tell me" not in r.task.scenario.instruction
-        assert r.task.scenario.instruction.startswith("Hi, I'm ")
+        assert TAIL not in r.task.scenario.instruction
+        # what the done goal reports, then what the refused one would have: the blocker is the policy's
+        assert r.task.scenario.asks == ["status", "balance"]
 
 
 @pytest.mark.parametrize("refusal, violate, reason", [
