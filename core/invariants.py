@@ -248,10 +248,9 @@ def derive_references(schema: DomainSchema) -> list[Invariant]:
             if c.type == "ref" and c.table:
                 target = schema.table(c.table)
                 lk = X.Lookup(c.table, X.Param(c.name))
-                expr = X.Compare("!=", X.Field(lk, target.primary_key), X.Lit(None))
-                if c.nullable:
-                    expr = X.BoolOp("or", (X.Compare("==", X.Param(c.name), X.Lit(None)), expr))
-                check = f"derived: {t.name}.{c.name} {'is null or ' if c.nullable else ''}names an existing {c.table} row"
+                expr = X.BoolOp("or", (X.Compare("==", X.Param(c.name), X.Lit(None)),
+                                       X.Compare("!=", X.Field(lk, target.primary_key), X.Lit(None))))
+                check = f"derived: {t.name}.{c.name} is null or names an existing {c.table} row"
                 out.append(Invariant(t.name, check, "a reference points at an existing row", "ref", expr,
                                      reads=frozenset({c.table}), column=c.name, other=c.table))
     return out
@@ -271,6 +270,44 @@ def stated(schema: DomainSchema) -> list[Invariant]:
             e = X.parse_expr(req.check, scope)
             out.append(Invariant(t.name, req.check, req.message, "stated", e, index=i, reads=_reads(e)))
     return out
+
+
+def _guard_sql(e: X.Expr) -> tuple[str, tuple]:
+    """A SQL condition selecting every row on which ``e`` may be false (or fail): for a check
+    ``g1 or g2 or ... or rest`` whose leading disjuncts are guards on the row's own columns
+    (``col != 'v'``, ``col == null``, ``col != null``, ``col not in ['a', 'b']``), the rows on which no
+    guard holds. Guards never fail, and a true guard makes the whole ``or`` true before anything
+    after it is evaluated, so the rows left out are exactly rows the check passes."""
+    parts = list(e.values) if isinstance(e, X.BoolOp) and e.op == "or" else [e]
+    conds: list[str] = []
+    args: list[Any] = []
+    for g in parts:
+        got = _need(g)
+        if got is None:
+            break
+        conds.append(got[0])
+        args += got[1]
+    return " AND ".join(conds), tuple(args)
+
+
+def _need(g: X.Expr) -> tuple[str, list] | None:
+    """For a guard ``g``: the SQL condition of the rows on which it is false."""
+    if isinstance(g, X.Compare) and g.op in ("==", "!="):
+        a, b = g.left, g.right
+        if isinstance(a, X.Lit) and isinstance(b, X.Param):
+            a, b = b, a
+        if not (isinstance(a, X.Param) and isinstance(b, X.Lit)):
+            return None
+        col = '"' + a.name + '"'
+        if b.value is None:
+            return (f"{col} IS NOT NULL", []) if g.op == "==" else (f"{col} IS NULL", [])
+        if g.op == "!=" and isinstance(b.value, str | int | float):
+            return f"{col} = ?", [b.value]
+        return None
+    if isinstance(g, X.InList) and g.negated and isinstance(g.item, X.Param) and g.options \
+            and all(isinstance(o, X.Lit) and isinstance(o.value, str | int | float) for o in g.options):
+        return f'"{g.item.name}" IN ({", ".join("?" * len(g.options))})', [o.value for o in g.options]
+    return None
 
 
 # ------------------------------------------------------------------ checking
@@ -297,12 +334,15 @@ class Invariants:
             ops = list(source.operations) if operations is None else list(operations)
         self.schema = schema
         self.stated = stated(schema)
-        self.derived = derive_references(schema) + derive_implications(schema, ops)
+        said = {(i.table, i.expr) for i in self.stated}
+        self.derived = [i for i in derive_references(schema) + derive_implications(schema, ops)
+                        if (i.table, i.expr) not in said]  # a derived check the blueprint states is not doubled
         self.all = self.stated + self.derived
         self.by_table: dict[str, list[Invariant]] = {}
         for inv in self.all:
             self.by_table.setdefault(inv.table, []).append(inv)
         self._ctx = ToolContext(schema.clock)
+        self._sql: dict[int, tuple[str, tuple]] = {}  # id(invariant) -> the SELECT of its candidate rows
         self._refs_into: dict[str, list[Invariant]] = {}  # referenced table -> ref invariants pointing at it
         for inv in self.all:
             if inv.kind == "ref":
@@ -406,26 +446,49 @@ class Invariants:
 
     def _check_rows(self, db: DomainDB, ctx: ToolContext, table: str, full: list[Invariant],
                     keyed: list[Invariant], keys: list[Any] | None, out: list[Violation], limit: int | None) -> None:
-        """``full`` invariants on every row of ``table``, ``keyed`` ones on the rows with ``keys`` (all
-        rows when ``keys`` is None)."""
-        if not full and not keyed:
-            return
+        """``full`` invariants on every row of ``table``, ``keyed`` ones on the rows with ``keys`` (every
+        row when ``keys`` is None)."""
+        if keys is None:
+            full, keyed = full + keyed, []
         pk = self.schema.table(table).primary_key
-        if full or keys is None:
-            rows = db.select(table)
-            if keys is None:
-                full, keyed = full + keyed, []
-            keyset = set(keys or ())
-            pairs = [(r, full + keyed if r[pk] in keyset else full) for r in rows]
-        else:
-            pairs = [(r, keyed) for r in (db.get(table, k) for k in keys) if r is not None]
-        for row, invs in pairs:
-            for inv in invs:
+        for inv in full:  # the rows its guard cannot clear, selected in SQL, then checked one by one
+            for row in self._candidates(db, inv):
                 ok, why = inv.holds(row, db, ctx)
                 if not ok:
                     out.append(inv.violation(row[pk], why))
                     if limit is not None and len(out) >= limit:
                         return
+        if not keyed:
+            return
+        for row in (db.get(table, k) for k in keys or ()):
+            if row is None:
+                continue
+            for inv in keyed:
+                ok, why = inv.holds(row, db, ctx)
+                if not ok:
+                    out.append(inv.violation(row[pk], why))
+                    if limit is not None and len(out) >= limit:
+                        return
+
+    def _candidates(self, db: DomainDB, inv: Invariant) -> list[dict[str, Any]]:
+        """The rows of ``inv``'s table that may break it: all rows but those a leading guard of the
+        check (``status != 'v' or ...``, ``col == null or ...``) already makes true; for a reference,
+        the rows whose referenced row is missing."""
+        t = self.schema.table(inv.table)
+        sql = self._sql.get(id(inv))
+        if sql is None:
+            q = lambda n: '"' + n + '"'  # noqa: E731
+            if inv.kind == "ref":
+                target = self.schema.table(inv.other)
+                cond = (f"{q(inv.column)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {q(target.name)} r "
+                        f"WHERE r.{q(target.primary_key)} = {q(t.name)}.{q(inv.column)})")
+                args: tuple = ()
+            else:
+                cond, args = _guard_sql(inv.expr)
+            sql = self._sql[id(inv)] = (f"SELECT * FROM {q(t.name)}" + (f" WHERE {cond}" if cond else "")
+                                        + f" ORDER BY {q(t.primary_key)}", args)
+        ti = db.tables[inv.table]
+        return [db._row(ti, tup) for tup in db.conn.execute(sql[0], sql[1]).fetchall()]
 
     def _dangling(self, db: DomainDB, out: list[Violation], wanted: set[str] | None) -> None:
         """Rows left pointing at a row deleted since the mark (their own row did not change)."""

@@ -3,20 +3,47 @@
 Names, emails, phones, addresses and free text come from Faker (seeded per domain); numbers,
 enums, dates and references from a ``random.Random`` with the same seed. Same seed, same rows.
 Unique columns stay unique, references point at existing rows, numbers stay in their bounds.
+
+Rows also keep the domain's invariants (:mod:`core.invariants`): a new row that breaks a check on
+its own columns is fixed (a column a status implies is emptied or given a value) or made again,
+and once every table exists :meth:`RowFactory.seed_rows` checks the whole state, cross-table
+checks included, and makes each violating row again (a bounded number of times, from the same
+random generator, so the rows stay reproducible). Rows that cannot be made consistent raise
+:class:`SeedError`, naming the table and the invariant.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import sqlite3
 import zlib
+from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 from faker import Faker
 
 from core.models import Column, DomainSchema, Table
+
+if TYPE_CHECKING:
+    from core.invariants import Invariant, Invariants
+
+ROW_TRIES = 30  # a new row that breaks an invariant on its own columns is made again at most this often
+SEED_ROUNDS = 12  # rounds of repair over the whole seed state
+REGENERATE = 20  # attempts at one violating seed row per round
+
+
+class SeedError(ValueError):
+    """Seed rows that no repair makes keep an invariant: the blueprint's invariants cannot be met."""
+
+    def __init__(self, table: str, where: str, check: str, message: str, detail: str):
+        self.table, self.where, self.check, self.detail = table, where, check, detail
+        self.message = (f"no seed row of {table} can be made to keep {check!r}"
+                        + (f" ({message})" if message else "") + f": {detail}")
+        super().__init__(f"{where}: {self.message}")
+
 
 _FAKER: Faker | None = None
 
@@ -53,7 +80,18 @@ def table_order(schema: DomainSchema) -> list[Table]:
 class RowFactory:
     """Makes rows for a domain; used for the seed database and for building task states."""
 
-    def __init__(self, schema: DomainSchema, seed: int):
+    def __init__(self, schema: DomainSchema, seed: int, invariants: Invariants | None = None):
+        """``invariants``: what rows must keep; default ``Invariants(schema)`` (stated and reference
+        invariants; pass ``Invariants(blueprint)`` for the derived status implications too, as
+        synthesis does)."""
+        if invariants is None:
+            from core.invariants import Invariants  # core.invariants imports core.blueprint, which imports us
+
+            invariants = Invariants(schema)
+        self.invariants = invariants
+        self.local: dict[str, list[Invariant]] = {t.name: [i for i in invariants.by_table.get(t.name, ())
+                                                            if i.local] for t in schema.tables}
+        self.repaired_rows: set[tuple[str, Any]] = set()  # (table, key) of seed rows that broke an invariant
         self.schema = schema
         self.rng = random.Random(derive_seed(seed, schema.name, "rows"))
         self.fake = Faker("en_US")  # its own instance: another factory can never shift this one's sequence
@@ -139,8 +177,44 @@ class RowFactory:
 
     def make_row(self, table: Table, keys: dict[str, list], existing: list[dict] | None = None,
                  overrides: dict[str, Any] | None = None, pk: Any = None) -> dict[str, Any]:
-        """A new row for ``table``; ``existing`` rows are used to keep unique columns unique."""
+        """A new row for ``table``; ``existing`` rows are used to keep unique columns unique.
+
+        The row keeps the table's invariants on its own columns (checks that read no other row):
+        a column a status implies is emptied or filled, else the row is made again (``overrides``
+        are kept), up to ``ROW_TRIES`` times; after that the last try is returned as it is."""
         overrides = overrides or {}
+        local = [i for i in self.local.get(table.name, ()) if self._checkable(table, i, keys)]
+        row = self._fill(table, keys, existing, overrides, pk)
+        if not local:
+            return row
+        for attempt in range(ROW_TRIES):
+            fixed = self._fix_implied(table, row, keys, overrides, local)
+            if fixed and attempt == 0 and pk is not None:
+                self.repaired_rows.add((table.name, pk))
+            if all(i.holds(row, None, self.invariants._ctx)[0] for i in local):  # type: ignore[arg-type]
+                return row
+            if attempt == 0 and pk is not None:
+                self.repaired_rows.add((table.name, pk))
+            if attempt == ROW_TRIES - 1:
+                break
+            self._release(table, row)
+            row = self._fill(table, keys, existing, overrides, pk)
+        return row
+
+    def _checkable(self, table: Table, inv: Invariant, keys: dict[str, list]) -> bool:
+        """An invariant on a reference whose table has no rows yet (a self reference while the
+        seed is made) is left to the check of the whole state."""
+        from core import expr as X
+
+        for n in X.walk(inv.expr):
+            if isinstance(n, X.Param) and table.has_column(n.name):
+                col = table.column(n.name)
+                if col.type == "ref" and not keys.get(col.table or ""):
+                    return False
+        return True
+
+    def _fill(self, table: Table, keys: dict[str, list], existing: list[dict] | None,
+              overrides: dict[str, Any], pk: Any) -> dict[str, Any]:
         row: dict[str, Any] = {}
         for col in table.columns:
             if col.name == table.primary_key:
@@ -159,6 +233,46 @@ class RowFactory:
             else:
                 row[col.name] = self.value(table, col, row, keys)
         return row
+
+    def _release(self, table: Table, row: dict[str, Any]) -> None:
+        """Give the unique values of a row that is made again back to the pool."""
+        for col in table.columns:
+            if col.unique and col.name != table.primary_key:
+                self.seen.get((table.name, col.name), set()).discard(row.get(col.name))
+
+    def _take(self, table: Table, row: dict[str, Any]) -> None:
+        for col in table.columns:
+            if col.unique and col.name != table.primary_key and row.get(col.name) is not None:
+                self.seen.setdefault((table.name, col.name), set()).add(row[col.name])
+
+    def _fix_implied(self, table: Table, row: dict[str, Any], keys: dict[str, list], overrides: dict[str, Any],
+                     invs: list[Invariant]) -> bool:
+        """Make the columns a status implies (derived invariants) agree with the row's status;
+        returns whether a column changed."""
+        changed = False
+        for inv in invs:
+            if inv.kind != "implies" or row.get(inv.column) != inv.value or inv.other in overrides \
+                    or (row.get(inv.other) is None) == inv.null:
+                continue
+            changed = True
+            if inv.null:
+                self._release(table, {inv.other: row[inv.other]})
+                row[inv.other] = None
+                continue
+            col = table.column(inv.other).model_copy(update={"nullable": False})
+            if col.unique:
+                v = self.unique_value(table, col, row, keys, self.seen.setdefault((table.name, col.name), set()))
+                if v is not None:
+                    self.seen[(table.name, col.name)].add(v)
+            else:
+                v = self.value(table, col, row, keys)
+            row[inv.other] = v
+        return changed
+
+    @property
+    def repaired(self) -> Counter:
+        """table -> how many seed rows broke an invariant when first made (and were repaired)."""
+        return Counter(t for t, _ in self.repaired_rows)
 
     def seed_rows(self, scale: float = 1.0) -> dict[str, list[dict[str, Any]]]:
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -180,4 +294,199 @@ class RowFactory:
                         cands = [k for k in pool if k != r[table.primary_key]]
                         r[col.name] = None if (col.nullable and self.rng.random() < 0.5) or not cands \
                             else self.rng.choice(cands)
-        return {t.name: rows[t.name] for t in self.schema.tables}
+        out = {t.name: rows[t.name] for t in self.schema.tables}
+        if len(self.invariants):
+            self._keep_invariants(out, keys)
+        return out
+
+    def _keep_invariants(self, rows: dict[str, list[dict[str, Any]]], keys: dict[str, list]) -> None:
+        """Check the whole seed state against every invariant and make each violating row again,
+        in ``SEED_ROUNDS`` rounds of at most ``REGENERATE`` tries per row; ``rows`` are changed in
+        place. Raises :class:`SeedError` when violations remain."""
+        from core.db import DomainDB
+
+        inv = self.invariants
+        ctx = inv._ctx
+        db = DomainDB(self.schema)
+        try:
+            try:
+                db.load(rows)
+            except sqlite3.IntegrityError:  # e.g. a required self reference in a one-row table:
+                return  # rows the database refuses fail where they are loaded, as they always did
+            found = inv.violations(db, ctx)
+            if not found:
+                return
+            for _ in range(SEED_ROUNDS):
+                broken: dict[tuple[str, Any], list[Invariant]] = {}
+                for v in found:
+                    broken.setdefault((v.table, v.key), []).extend(
+                        i for i in inv.by_table[v.table] if i.check == v.check)
+                for (table_name, key), invs in broken.items():
+                    self._remake(db, self.schema.table(table_name), key, keys, invs)
+                found = inv.violations(db, ctx)
+                if not found:
+                    break
+            else:
+                v = found[0]
+                by = next(i for i in inv.all if i.table == v.table and i.check == v.check)
+                where = by.where if by.index is not None else f"tables.{v.table}"
+                rest = f" (and {len(found) - 1} more violation(s))" if len(found) > 1 else ""
+                raise SeedError(v.table, where, v.check, v.message,
+                                f"row {v.key} still breaks it after {SEED_ROUNDS} rounds of repair"
+                                + (f" [{v.reason}]" if v.reason else "") + rest)
+            for t in self.schema.tables:  # repairs may have changed rows besides the violating ones
+                pk, out = t.primary_key, rows[t.name]
+                for i, r in enumerate(out):
+                    now = db.get(t.name, r[pk])
+                    if now != r:
+                        out[i] = now
+                        self.repaired_rows.add((t.name, r[pk]))
+        finally:
+            db.close()
+
+    def _remake(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant]) -> bool:
+        """Repair a stored row that breaks the invariants ``broken``, trying in turn: the columns
+        its status implies; the row's own columns set so that each broken check holds (the
+        state builder's repairs, :mod:`core.arrange`); the same, also changing the other rows the
+        check reads (never adding or deleting one); the whole row made again. The first version
+        that keeps every invariant of the row's table, with every changed row still valid for its
+        columns, is kept. Returns whether anything changed."""
+        from core.db import IntegrityError
+
+        old = db.get(table.name, key)
+        if old is None:
+            return False
+        invs = self.invariants.by_table.get(table.name, [])
+        ctx = self.invariants._ctx
+        start = db.snapshot()
+        seen0 = {k: set(v) for k, v in self.seen.items()}
+
+        def holds() -> bool:
+            cur = db.get(table.name, key)
+            if not all(i.holds(cur, db, ctx)[0] for i in invs):
+                return False
+            return all(_valid(self.schema.table(t), db, k, r) for t, pre in db.before.items()
+                       for k in pre if (r := db.get(t, k)) is not None)
+
+        def write(row: dict[str, Any]) -> bool:
+            try:
+                db.update(table.name, key, {c: v for c, v in row.items() if c != table.primary_key})
+            except IntegrityError:
+                return False
+            return True
+
+        def undo() -> None:
+            db.restore(start)
+            self.seen = {k: set(v) for k, v in seen0.items()}
+
+        db.mark()
+        fixed = dict(old)
+        self._fix_implied(table, fixed, keys, {}, invs)
+        if fixed != old and write(fixed) and holds():
+            return True
+        undo()
+        for own_only in (True, False):
+            for _ in range(3):
+                rep = _Repairer(db, self, ctx, self.rng, table, own_only)
+                args = dict(old)
+                done = False
+                for inv in broken:
+                    if inv.kind == "stated":
+                        done = rep.repair(inv.expr, True, args) or done
+                if done and write(args) and holds():
+                    return True
+                undo()
+        selfref = {c.name: old[c.name] for c in table.columns if c.type == "ref" and c.table == table.name}
+        self._release(table, old)
+        for _ in range(REGENERATE):
+            cand = {**self.make_row(table, keys, pk=None), table.primary_key: key, **selfref}
+            if write(cand) and holds():
+                return True
+            self._release(table, cand)
+            db.restore(start)
+        undo()
+        return False
+
+
+def _valid(table: Table, db: Any, key: Any, row: dict[str, Any]) -> bool:
+    """A row the seed could have made: types, bounds, enum values, uniqueness."""
+    for col in table.columns:
+        v = row.get(col.name)
+        if v is None:
+            if not col.nullable and col.name != table.primary_key:
+                return False
+            continue
+        if col.type == "enum" and v not in col.values:
+            return False
+        if col.type in ("int", "money", "float"):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not col.min <= v <= col.max:
+                return False
+        if col.unique and col.name != table.primary_key and db.count(table.name, **{col.name: v}) > 1:
+            return False
+    return True
+
+
+def _repairer_class() -> type:
+    from core.arrange import Arranger  # core.arrange imports this module
+
+    class Repairer(Arranger):
+        """The state builder's repairs, pointed at one row of a table: the row's columns are the
+        arguments (``Param``); with ``own_only`` nothing else changes, otherwise other rows may
+        change too, but no row is added or deleted."""
+
+        def __init__(self, db: Any, factory: RowFactory, ctx: Any, rng: random.Random, table: Table,
+                     own_only: bool):
+            from core.blueprint import invariant_scope
+
+            super().__init__(db, factory, ctx, rng)
+            self.own_only = own_only
+            self._params = list(invariant_scope(factory.schema, table).params.values())
+            self._op_keys = {table.primary_key}
+            self._fresh: set[str] = set()
+
+        def _settable(self, e: Any, args: dict) -> bool:
+            from core import expr as X
+
+            if self.own_only and not isinstance(e, X.Param):
+                return False
+            return super()._settable(e, args)
+
+        def _set_field(self, f: Any, value: Any, args: dict) -> bool:
+            return False if self.own_only else super()._set_field(f, value, args)
+
+        def _count_to(self, agg: Any, n: int, args: dict) -> bool:
+            if self.own_only:
+                return False
+            from core.context import NotFound
+
+            try:
+                filters = {c: self._eval(v, args) for c, v in agg.filters}
+            except (NotFound, TypeError, KeyError):
+                return False
+            if len(self.db.keys(agg.table, **filters)) < n:
+                return False  # the seed keeps its row counts: nothing is added
+            return super()._count_to(agg, n, args)
+
+        def _unmatch(self, table: Any, key: Any, filters: dict) -> bool:
+            snap = self.db.count(table.name)
+            done = super()._unmatch(table, key, filters)
+            return done and self.db.count(table.name) == snap  # a delete makes the repair fail
+
+        def _eval(self, e: Any, args: dict) -> Any:
+            from core.interp import Evaluator
+
+            return Evaluator(self.db, self.ctx, args).eval(e)
+
+    return Repairer
+
+
+class _LazyRepairer:
+    cls: type | None = None
+
+    def __call__(self, *a: Any) -> Any:
+        if self.cls is None:
+            self.cls = _repairer_class()
+        return self.cls(*a)
+
+
+_Repairer = _LazyRepairer()

@@ -15,14 +15,15 @@ from typing import Any
 
 from core import __version__
 from core.backends import Backend, ProceduralBackend
-from core.blueprint import Blueprint, Operation
+from core.blueprint import Blueprint, BlueprintError, Operation
 from core.context import ToolContext
 from core.db import DomainDB
 from core.graph import build_edges
+from core.invariants import Invariants
 from core.models import Domain, Provenance, TestResult, ToolRecord
 from core.proctest import CaseBuilder, SpecError, test_tool
 from core.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many
-from core.seed import RowFactory
+from core.seed import RowFactory, SeedError
 
 
 @dataclass
@@ -33,7 +34,8 @@ class SynthOptions:
 
 
 def implement_and_test(op: Operation, bp: Blueprint, backend: Backend, db: DomainDB, base: bytes,
-                       factory: RowFactory, ctx: ToolContext, opts: SynthOptions) -> ToolRecord:
+                       factory: RowFactory, ctx: ToolContext, opts: SynthOptions,
+                       invariants: Invariants | None = None) -> ToolRecord:
     """Generate, check and test one tool; retry with feedback up to the backend's limit."""
     try:
         cases, notes = CaseBuilder(op, base, db, factory, ctx, opts.seed).build()
@@ -53,7 +55,7 @@ def implement_and_test(op: Operation, bp: Blueprint, backend: Backend, db: Domai
             feedback = e.violations
             continue
         try:
-            results: list[TestResult] = test_tool(op, fn, cases, db, ctx, opts.call_seconds)
+            results: list[TestResult] = test_tool(op, fn, cases, db, ctx, opts.call_seconds, invariants)
         except SpecError as e:
             record = ToolRecord(spec=op.spec, implementation=impl, status="rejected", reason=str(e))
             break
@@ -80,15 +82,19 @@ def synthesize(bp: Blueprint, opts: SynthOptions | None = None, backend: Backend
     opts = opts or SynthOptions()
     backend = backend or ProceduralBackend()
     t0 = time.perf_counter()
-    factory = RowFactory(bp.schema, opts.seed)
-    rows = factory.seed_rows(opts.scale)
+    invariants = Invariants(bp)
+    factory = RowFactory(bp.schema, opts.seed, invariants)
+    try:
+        rows = factory.seed_rows(opts.scale)
+    except SeedError as e:  # the blueprint's invariants cannot be met: the author's error
+        raise BlueprintError(bp.path, e.where, e.message) from None
     db = DomainDB(bp.schema)
     db.load(rows)
     base = db.snapshot()
     ctx = ToolContext(bp.schema.clock)
     tools = []
     for i, op in enumerate(bp.operations):
-        tools.append(implement_and_test(op, bp, backend, db, base, factory, ctx, opts))
+        tools.append(implement_and_test(op, bp, backend, db, base, factory, ctx, opts, invariants))
         if report:
             report({"tool": op.name, "done": i + 1, "total": len(bp.operations), "status": tools[-1].status})
     passed = [op for op, rec in zip(bp.operations, tools, strict=True) if rec.status == "passed"]
