@@ -9,8 +9,9 @@ Measures what the "valid tasks" work has to fix (the numbers are expected to be 
 - ``staff_ops_as_customer_goals``: operations no customer would ask for, as the goal of a customer's
   task. ``null`` while the blueprints do not say who may ask for an operation (an ``actor`` or
   ``who`` field on every business operation of a domain).
-- ``invariant_violations``: ``null`` while the blueprints state no ``invariants``; this bench does
-  not check declared invariants yet either (it says so and still reports ``null``).
+- ``invariant_violations``: (row, invariant) pairs that do not hold in a task's initial state and in
+  its final state (the chain replayed), stated and derived (``core/invariants.py``); ``null`` while a
+  domain's blueprint states no table ``invariants``.
 - ``unrequested_values`` (and ``unrequested_values_tasks``): values the agent must tell
   (``ground_truth.communicate``) that the first message does not ask for.
 - ``refusal_auc``: how well a word 1-2-gram naive Bayes predicts a refusal from the first message
@@ -74,6 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.context import ToolContext  # noqa: E402
 from core.env import DomainRuntime  # noqa: E402
+from core.invariants import Invariants  # noqa: E402
 from core.models import Domain, Table  # noqa: E402
 from core.ownership import customer_table, owner_paths, row_owners  # noqa: E402
 from core.ownership import key_params as _key_params  # noqa: E402
@@ -281,9 +283,13 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
     r: dict[str, Any] = {"tasks": len(tasks), "with_persona": 0, "persona_not_found": 0, "foreign_row_goals": 0,
                          "anonymous_on_owned_rows": 0,
                          "staff_ops_as_customer_goals": None if staff is None else 0,
-                         "invariant_violations": None, "invariants_declared": has_invariants,
+                         "invariant_violations": 0 if has_invariants else None,
+                         "invariants_declared": has_invariants,
                          "unrequested_values": 0, "unrequested_values_tasks": 0, "values": 0}
     examples: list[str] = []
+    inv_examples: list[str] = []
+    # stated and derived (core/invariants.py); measured once a blueprint of the domain states some
+    invariants = Invariants.for_domain(domain) if has_invariants else None
     texts, labels = [], []
     openings, literal = set(), set()
     for task in tasks:
@@ -299,6 +305,11 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
                 persona_id, name = rows[0][cust.primary_key], rows[0][name_col]
             else:
                 r["persona_not_found"] += 1
+        if invariants is not None:  # the initial state
+            bad = invariants.violations(db, ctx)
+            r["invariant_violations"] += len(bad)
+            if bad and len(inv_examples) < 5:
+                inv_examples.append(f"{task.id} initial: {bad[0]}")
         openings.add(opening(task, name, email))
         literal.add(opening(task, name, email, with_goal=False))
 
@@ -323,6 +334,11 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
                     foreign.append(f"{step.tool}({p}={key}) is {', '.join(map(str, sorted(owners)))}'s")
             if not is_refused:
                 runtime.call(db, ctx, step.tool, step.args)  # the next goal sees this one's rows
+        if invariants is not None:  # the final state: the chain replayed (a refused goal changes nothing)
+            bad = invariants.violations(db, ctx)
+            r["invariant_violations"] += len(bad)
+            if bad and len(inv_examples) < 5:
+                inv_examples.append(f"{task.id} final: {bad[0]}")
         db.close()
         if foreign:
             r["foreign_row_goals"] += 1
@@ -342,6 +358,7 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
     r["openings"] = len(openings)
     r["openings_literal"] = len(literal)
     r["foreign_examples"] = examples
+    r["invariant_examples"] = inv_examples
     r["_texts"], r["_labels"] = texts, labels  # for the pooled AUC; not printed
     return r
 
@@ -445,10 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         print("staff_ops_as_customer_goals: null: no blueprint says who may ask for each operation "
               "(no actor/who field on its operations)")
     if out["invariant_violations"] is None:
-        declared = [n for n, d in per.items() if d["invariants_declared"]]
-        print("invariant_violations: null: " + (f"{', '.join(declared)} declare invariants, but this bench does "
-                                                "not check them yet" if declared
-                                                else "no blueprint states invariants"))
+        undeclared = [n for n, d in per.items() if not d["invariants_declared"]]
+        print(f"invariant_violations: null: no invariants stated in {', '.join(undeclared)}")
+    for d in per.values():
+        for e in d["invariant_examples"][:2]:
+            print(f"  invariant violation: {e}")
     for e in examples[:6]:
         print(f"  foreign-row goal: {e}")
     print(f"total: {out['tasks']} tasks, foreign-row goals {out['foreign_row_goals']}, anonymous on owned rows "

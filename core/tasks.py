@@ -29,6 +29,7 @@ from core.db import DomainDB, IntegrityError
 from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
 from core.interp import op_lookups
+from core.invariants import Invariants
 from core.models import Domain, Provenance
 from core.ownership import Ownership, key_params
 from core.reward import RequiredValue, expected_from, value_mentioned
@@ -119,6 +120,7 @@ class TaskGenerator:
         self.ctx = ToolContext(self.schema.clock)
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
         self.ownership = Ownership(self.schema)
+        self.invariants = Invariants.for_domain(domain)  # a task's initial and final states keep them
         self.customer = self.ownership.customer  # core.ownership.customer_table
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
@@ -590,10 +592,16 @@ class TaskGenerator:
         if len(fresh) != len(uniq):
             task.ground_truth.communicate = uniq = fresh
             task.scenario = self._scenario(task, goals, refs, persona, uniq, refused)
-        # verification: the oracle scores 1, doing nothing scores 0
+        # verification: both states are consistent, the oracle scores 1, doing nothing scores 0
         env.reset(task)
+        bad = self.invariants.violations(env.db, self.ctx, limit=1)
+        if bad:
+            raise Drop(f"the initial state breaks an invariant: {bad[0].table}: {bad[0].check}")
         for step in task.chain:
             env.step({"name": step.tool, "arguments": step.args})
+        bad = self.invariants.violations(env.db, self.ctx, changed_only=True, limit=1)
+        if bad:
+            raise Drop(f"the final state breaks an invariant: {bad[0].table}: {bad[0].check}")
         if env.evaluate(oracle_messages(task)).reward != 1.0:
             raise Drop("the oracle does not score 1: " + "; ".join(env.evaluate(oracle_messages(task)).reasons)[:300])
         env.reset(task)
