@@ -24,6 +24,7 @@ from core.arrange import Arranger
 from core.blueprint import Operation
 from core.context import ToolContext, ToolError
 from core.db import DomainDB
+from core.invariants import Invariants
 from core.invoke import ArgValidator, Outcome, invoke
 from core.models import TestCase, TestResult
 from core.seed import RowFactory, derive_seed
@@ -37,6 +38,7 @@ class SpecError(RuntimeError):
 class PreparedCase:
     case: TestCase
     state: bytes
+    consistent: bool | None = None  # does the state keep the domain's invariants (None: not checked yet)
 
 
 def canonical(value: Any) -> str:
@@ -182,7 +184,9 @@ class CaseBuilder:
 
 
 def run_case(pc: PreparedCase, op: Operation, fn: Callable[..., Any], db: DomainDB, ctx: ToolContext,
-             seconds: float = 2.0) -> TestResult:
+             seconds: float = 2.0, invariants: Invariants | None = None) -> TestResult:
+    """Run one case. With ``invariants``, a call that succeeds on a state keeping them must leave a
+    state keeping them (states the case builder left inconsistent are not held against the tool)."""
     case = pc.case
     t0 = time.perf_counter()
     validator = ArgValidator(op.spec.parameters)
@@ -208,6 +212,11 @@ def run_case(pc: PreparedCase, op: Operation, fn: Callable[..., Any], db: Domain
                         f"got {canonical(got.result)[:300]}")
         if got_hash != exp_hash:
             return fail("wrong effects: the database after the call differs from the specification")
+        if invariants is not None and len(invariants):
+            broken = invariants.violations(db, ctx, changed_only=True)
+            if broken and _consistent(pc, db, ctx, invariants):
+                more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+                return fail(f"breaks an invariant: {broken[0]}{more}")
     else:
         if got_hash != "{}":
             return fail("the state changed although the call failed")
@@ -225,9 +234,20 @@ def run_case(pc: PreparedCase, op: Operation, fn: Callable[..., Any], db: Domain
     return TestResult(case=case, passed=True, seconds=round(time.perf_counter() - t0, 6))
 
 
+def _consistent(pc: PreparedCase, db: DomainDB, ctx: ToolContext, invariants: Invariants) -> bool:
+    """Whether the case's state kept the invariants before the call (checked once per case, on a copy)."""
+    if pc.consistent is None:
+        before = DomainDB.from_snapshot(db.schema, pc.state)
+        try:
+            pc.consistent = invariants.consistent(before, ctx)
+        finally:
+            before.close()
+    return pc.consistent
+
+
 def test_tool(op: Operation, fn: Callable[..., Any], cases: list[PreparedCase], db: DomainDB, ctx: ToolContext,
-              seconds: float = 2.0) -> list[TestResult]:
-    return [run_case(pc, op, fn, db, ctx, seconds) for pc in cases]
+              seconds: float = 2.0, invariants: Invariants | None = None) -> list[TestResult]:
+    return [run_case(pc, op, fn, db, ctx, seconds, invariants) for pc in cases]
 
 
 test_tool.__test__ = False  # type: ignore[attr-defined]

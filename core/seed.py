@@ -300,9 +300,9 @@ class RowFactory:
         return out
 
     def _keep_invariants(self, rows: dict[str, list[dict[str, Any]]], keys: dict[str, list]) -> None:
-        """Check the whole seed state against every invariant and make each violating row again,
-        in ``SEED_ROUNDS`` rounds of at most ``REGENERATE`` tries per row; ``rows`` are changed in
-        place. Raises :class:`SeedError` when violations remain."""
+        """Check the whole seed state against every invariant and repair each violating row
+        (:meth:`_remake`), in up to ``SEED_ROUNDS`` rounds (fewer when a round repairs no row);
+        ``rows`` are changed in place. Raises :class:`SeedError` when violations remain."""
         from core.db import DomainDB
 
         inv = self.invariants
@@ -316,23 +316,26 @@ class RowFactory:
             found = inv.violations(db, ctx)
             if not found:
                 return
-            for _ in range(SEED_ROUNDS):
+            rounds = 0
+            while rounds < SEED_ROUNDS:
+                rounds += 1
                 broken: dict[tuple[str, Any], list[Invariant]] = {}
                 for v in found:
                     broken.setdefault((v.table, v.key), []).extend(
                         i for i in inv.by_table[v.table] if i.check == v.check)
+                progress = False
                 for (table_name, key), invs in broken.items():
-                    self._remake(db, self.schema.table(table_name), key, keys, invs)
+                    progress = self._remake(db, self.schema.table(table_name), key, keys, invs) or progress
                 found = inv.violations(db, ctx)
-                if not found:
+                if not found or not progress:  # consistent, or no row could be repaired: another round is futile
                     break
-            else:
+            if found:
                 v = found[0]
                 by = next(i for i in inv.all if i.table == v.table and i.check == v.check)
                 where = by.where if by.index is not None else f"tables.{v.table}"
                 rest = f" (and {len(found) - 1} more violation(s))" if len(found) > 1 else ""
                 raise SeedError(v.table, where, v.check, v.message,
-                                f"row {v.key} still breaks it after {SEED_ROUNDS} rounds of repair"
+                                f"row {v.key} still breaks it after {rounds} round(s) of repair"
                                 + (f" [{v.reason}]" if v.reason else "") + rest)
             for t in self.schema.tables:  # repairs may have changed rows besides the violating ones
                 pk, out = t.primary_key, rows[t.name]
@@ -365,7 +368,7 @@ class RowFactory:
             cur = db.get(table.name, key)
             if not all(i.holds(cur, db, ctx)[0] for i in invs):
                 return False
-            return all(_valid(self.schema.table(t), db, k, r) for t, pre in db.before.items()
+            return all(_valid(self.schema.table(t), db, k, r, self.clock) for t, pre in db.before.items()
                        for k in pre if (r := db.get(t, k)) is not None)
 
         def write(row: dict[str, Any]) -> bool:
@@ -408,8 +411,8 @@ class RowFactory:
         return False
 
 
-def _valid(table: Table, db: Any, key: Any, row: dict[str, Any]) -> bool:
-    """A row the seed could have made: types, bounds, enum values, uniqueness."""
+def _valid(table: Table, db: Any, key: Any, row: dict[str, Any], clock: datetime) -> bool:
+    """A row the seed could have made: types, bounds (dates too), enum values, uniqueness."""
     for col in table.columns:
         v = row.get(col.name)
         if v is None:
@@ -420,6 +423,14 @@ def _valid(table: Table, db: Any, key: Any, row: dict[str, Any]) -> bool:
             return False
         if col.type in ("int", "money", "float"):
             if isinstance(v, bool) or not isinstance(v, int | float) or not col.min <= v <= col.max:
+                return False
+        if col.type == "date" and col.min is not None and col.max is not None:
+            lo, hi = (clock.date() + timedelta(days=int(b)) for b in (col.min, col.max))
+            if not isinstance(v, str) or not lo.isoformat() <= v <= hi.isoformat():
+                return False
+        if col.type == "datetime" and col.min is not None and col.max is not None:
+            lo, hi = (clock + timedelta(seconds=int(b * 86400)) for b in (col.min, col.max))
+            if not isinstance(v, str) or not lo.isoformat() <= v <= hi.isoformat():
                 return False
         if col.unique and col.name != table.primary_key and db.count(table.name, **{col.name: v}) > 1:
             return False

@@ -77,6 +77,22 @@ def implement_and_test(op: Operation, bp: Blueprint, backend: Backend, db: Domai
     return record
 
 
+def _line(bp: Blueprint, where: str) -> int | None:
+    """The blueprint line of a place such as ``tables.loans.invariants[0]`` (None if unknown)."""
+    import re
+
+    import yaml
+
+    from core.blueprint import _lines
+
+    path = tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", where) if p)
+    try:
+        lines = _lines(yaml.compose(bp.text, Loader=yaml.SafeLoader))
+    except Exception:  # noqa: BLE001 - a line number is a courtesy
+        return None
+    return next((lines[path[:i]] for i in range(len(path), 0, -1) if path[:i] in lines), None)
+
+
 def synthesize(bp: Blueprint, opts: SynthOptions | None = None, backend: Backend | None = None,
                report: Callable[[Any], None] | None = None) -> Domain:
     opts = opts or SynthOptions()
@@ -87,7 +103,7 @@ def synthesize(bp: Blueprint, opts: SynthOptions | None = None, backend: Backend
     try:
         rows = factory.seed_rows(opts.scale)
     except SeedError as e:  # the blueprint's invariants cannot be met: the author's error
-        raise BlueprintError(bp.path, e.where, e.message) from None
+        raise BlueprintError(bp.path, e.where, e.message, _line(bp, e.where)) from None
     db = DomainDB(bp.schema)
     db.load(rows)
     base = db.snapshot()
