@@ -88,17 +88,33 @@ class CaseBuilder:
         want = "ok" if violate is None else "precondition"
         self.db.restore(self.base)
         arr = Arranger(self.db, self.factory, self.ctx, self.rng).bind(self.op)
-        for _ in range(4):
+        inv = self.factory.invariants if want == "ok" else None  # a tool is judged on consistent states
+        fallback = None
+        for _ in range(4 if not inv else 6):
             args = arr.choose_args(self.op)
             got = arr.arrange(self.op, args, violate=violate, boundary=boundary)
             if got is not None:
                 if near_misses:
                     arr.add_near_misses(self.op, got, violate)
+                consistent = self._consistent(inv)
                 state = self.db.snapshot()
                 if expected_outcome(self.op, self.db, self.ctx, got).kind == want:
-                    return got, state
+                    if consistent:
+                        return got, state
+                    fallback = fallback or (got, state)
             self.db.restore(self.base)
-        return None
+        return fallback
+
+    def _consistent(self, inv: Invariants | None) -> bool:
+        """Whether the arranged state keeps the invariants, after repairing the rows that break them
+        (:meth:`core.seed.RowFactory.repair`) if need be; a repair that fails is undone."""
+        if not inv or inv.consistent(self.db, self.ctx):
+            return True
+        snap = self.db.snapshot()
+        if not self.factory.repair(self.db, rounds=3, grow=True):
+            return True
+        self.db.restore(snap)
+        return False
 
     def build(self) -> tuple[list[PreparedCase], list[str]]:
         op, out, notes = self.op, [], []

@@ -300,38 +300,21 @@ class RowFactory:
         return out
 
     def _keep_invariants(self, rows: dict[str, list[dict[str, Any]]], keys: dict[str, list]) -> None:
-        """Check the whole seed state against every invariant and repair each violating row
-        (:meth:`_remake`), in up to ``SEED_ROUNDS`` rounds (fewer when a round repairs no row);
-        ``rows`` are changed in place. Raises :class:`SeedError` when violations remain."""
+        """Check the whole seed state against every invariant and repair the violating rows
+        (:meth:`repair`); ``rows`` are changed in place. Raises :class:`SeedError` when violations
+        remain."""
         from core.db import DomainDB
 
-        inv = self.invariants
-        ctx = inv._ctx
         db = DomainDB(self.schema)
         try:
             try:
                 db.load(rows)
             except sqlite3.IntegrityError:  # e.g. a required self reference in a one-row table:
                 return  # rows the database refuses fail where they are loaded, as they always did
-            found = inv.violations(db, ctx)
-            if not found:
-                return
-            rounds = 0
-            while rounds < SEED_ROUNDS:
-                rounds += 1
-                broken: dict[tuple[str, Any], list[Invariant]] = {}
-                for v in found:
-                    broken.setdefault((v.table, v.key), []).extend(
-                        i for i in inv.by_table[v.table] if i.check == v.check)
-                progress = False
-                for (table_name, key), invs in broken.items():
-                    progress = self._remake(db, self.schema.table(table_name), key, keys, invs) or progress
-                found = inv.violations(db, ctx)
-                if not found or not progress:  # consistent, or no row could be repaired: another round is futile
-                    break
+            found, rounds = self._repair(db, keys, SEED_ROUNDS, grow=False)
             if found:
                 v = found[0]
-                by = next(i for i in inv.all if i.table == v.table and i.check == v.check)
+                by = next(i for i in self.invariants.all if i.table == v.table and i.check == v.check)
                 where = by.where if by.index is not None else f"tables.{v.table}"
                 rest = f" (and {len(found) - 1} more violation(s))" if len(found) > 1 else ""
                 raise SeedError(v.table, where, v.check, v.message,
@@ -347,11 +330,37 @@ class RowFactory:
         finally:
             db.close()
 
-    def _remake(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant]) -> bool:
+    def repair(self, db: Any, rounds: int = 3, grow: bool = True) -> list:
+        """Repair the rows of ``db`` that break an invariant, as the seed is repaired (:meth:`_remake`);
+        with ``grow``, a count may also be raised by adding rows. Returns the violations left.
+        Used on states built for tests; the undo log (``db.before``) is reset."""
+        return self._repair(db, {t.name: db.keys(t.name) for t in self.schema.tables}, rounds, grow)[0]
+
+    def _repair(self, db: Any, keys: dict[str, list], max_rounds: int, grow: bool) -> tuple[list, int]:
+        """Rounds of :meth:`_remake` over the violating rows, until none is left, a round repairs
+        no row, or ``max_rounds``; returns the violations left and the rounds run."""
+        inv = self.invariants
+        found = inv.violations(db, inv._ctx)
+        rounds = 0
+        while found and rounds < max_rounds:
+            rounds += 1
+            broken: dict[tuple[str, Any], list[Invariant]] = {}
+            for v in found:
+                broken.setdefault((v.table, v.key), []).extend(i for i in inv.by_table[v.table] if i.check == v.check)
+            progress = False
+            for (table_name, key), invs in broken.items():
+                progress = self._remake(db, self.schema.table(table_name), key, keys, invs, grow) or progress
+            found = inv.violations(db, inv._ctx)
+            if not progress:  # no row could be repaired: another round is futile
+                break
+        return found, rounds
+
+    def _remake(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant],
+                grow: bool = False) -> bool:
         """Repair a stored row that breaks the invariants ``broken``, trying in turn: the columns
         its status implies; the row's own columns set so that each broken check holds (the
         state builder's repairs, :mod:`core.arrange`); the same, also changing the other rows the
-        check reads (never adding or deleting one); the whole row made again. The first version
+        check reads (never deleting one, and adding one only with ``grow``); the whole row made again. The first version
         that keeps every invariant of the row's table, with every changed row still valid for its
         columns, is kept. Returns whether anything changed."""
         from core.db import IntegrityError
@@ -390,7 +399,7 @@ class RowFactory:
         undo()
         for own_only in (True, False):
             for _ in range(3):
-                rep = _Repairer(db, self, ctx, self.rng, table, own_only)
+                rep = _Repairer(db, self, ctx, self.rng, table, own_only, grow)
                 args = dict(old)
                 done = False
                 for inv in broken:
@@ -443,14 +452,14 @@ def _repairer_class() -> type:
     class Repairer(Arranger):
         """The state builder's repairs, pointed at one row of a table: the row's columns are the
         arguments (``Param``); with ``own_only`` nothing else changes, otherwise other rows may
-        change too, but no row is added or deleted."""
+        change too, but no row is deleted, and one is added only with ``grow``."""
 
         def __init__(self, db: Any, factory: RowFactory, ctx: Any, rng: random.Random, table: Table,
-                     own_only: bool):
+                     own_only: bool, grow: bool = False):
             from core.blueprint import invariant_scope
 
             super().__init__(db, factory, ctx, rng)
-            self.own_only = own_only
+            self.own_only, self.grow = own_only, grow
             self._params = list(invariant_scope(factory.schema, table).params.values())
             self._op_keys = {table.primary_key}
             self._fresh: set[str] = set()
@@ -474,7 +483,7 @@ def _repairer_class() -> type:
                 filters = {c: self._eval(v, args) for c, v in agg.filters}
             except (NotFound, TypeError, KeyError):
                 return False
-            if len(self.db.keys(agg.table, **filters)) < n:
+            if not self.grow and len(self.db.keys(agg.table, **filters)) < n:
                 return False  # the seed keeps its row counts: nothing is added
             return super()._count_to(agg, n, args)
 
