@@ -162,7 +162,10 @@ class TaskGenerator:
     def _pick_goals(self, rng: random.Random, min_goals: int = 1, actor: str = "customer") -> list[Goal]:
         pool = self.pools[actor]
         allowed = {op.name for op in pool}
-        first = rng.choice(pool)
+        # an operation that can never be refused (no requirement the user can be shown) is drawn less
+        # often: when the operations of refusals and of other tasks differ, the request gives away
+        # which tasks are refusals (bench/validity.py, refusal_auc)
+        first = rng.choices(pool, weights=[self._weight(op) for op in pool])[0]
         goals = [Goal(first, {}, {})]
         want = min(self.max_chain, max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0]))
         while len(goals) < want:
@@ -179,12 +182,17 @@ class TaskGenerator:
                 succ.append((op, label))
             if not succ:
                 break
-            op, label = rng.choice(succ)
+            op, label = rng.choices(succ, weights=[self._weight(o) for o, _ in succ])[0]
             # follow the data edge only for key parameters (ids), which the user could not know yet
             keys = {lk.key.name for lk in op_lookups(op) if isinstance(lk.key, X.Param)}
             fixed = {p: f for p, f in label.items() if p in keys and rng.random() < 0.8}
             goals.append(Goal(op, {}, fixed))
         return goals
+
+    PLAIN_WEIGHT = 0.1  # the draw weight of an operation with nothing refusable, against 1
+
+    def _weight(self, op: Operation) -> float:
+        return 1.0 if self._refusable(op) else self.PLAIN_WEIGHT
 
     def _refusable(self, op: Operation) -> list[int]:
         out = []
