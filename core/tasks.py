@@ -93,6 +93,10 @@ def _trivial(v: Any) -> bool:
     return len(str(v).strip()) < 2
 
 
+_FUNCTION = frozenset({"for", "to", "of", "the", "a", "an", "my", "with", "at", "in", "on", "from", "by", "into",
+                       "and", "or", "as", "than", "via"})
+
+
 def _human(name: str) -> str:
     return name.replace("_", " ")
 
@@ -674,7 +678,7 @@ class TaskGenerator:
         phrases = []
         for gi, g in enumerate(goals):
             text = g.op.spec.intent
-            extra = []
+            extra, extra_me = [], False
             for p in g.op.spec.params:
                 r = refs.get((gi, p.name))
                 if r is None:
@@ -693,6 +697,9 @@ class TaskGenerator:
                     unknown.append(t.column(t.primary_key).noun)
                 slot = "{" + p.name + "}"
                 phrase = r.vague if vague else r.phrase
+                if slot not in text and phrase == "me":  # "book ... for one of my vehicles": say it once
+                    extra_me = True
+                    continue
                 if slot not in text:
                     extra.append(f"{self._noun(p.column or p.name) if p.column else _human(p.name)} {phrase}")
                     continue
@@ -702,12 +709,15 @@ class TaskGenerator:
                         text = text.replace(f" {r.noun} {slot}", f" {slot}", 1)
                     else:
                         text = re.sub(r"\b[a-z]+ " + re.escape(slot), slot, text, count=1)
-                elif r.source == "user" and r.ident is not None:  # "bike {bike_id}" + "bike BK-7" -> "bike BK-7"
-                    noun = phrase.rsplit(" ", 1)[0] + " "
-                    if " " in phrase and head.endswith(noun):
+                elif r.source == "user" and r.ident is not None and " " in phrase:
+                    # "bike {bike_id}" + "bike BK-7" -> "bike BK-7"; "enrolment {enrollment_id}" + "enrollment
+                    # ENR-1" -> "enrolment ENR-1": the intent's own noun stands before the slot
+                    last = re.search(r"([a-z]+) $", head)
+                    if head.endswith(phrase.rsplit(" ", 1)[0] + " ") or (last and last.group(1) not in _FUNCTION):
                         phrase = phrase.rsplit(" ", 1)[1]
                 text = text.replace(slot, phrase)
-            phrases.append(text + (f", with {' and '.join(extra)}" if extra else ""))
+            extra_me = extra_me and not re.search(r"\b(me|my)\b", text)
+            phrases.append(text + (" for me" if extra_me else "") + (f", with {' and '.join(extra)}" if extra else ""))
         goal = tidy(W.chain(rng, phrases))
         goal = goal[:1].lower() + goal[1:]
         reason = tidy(W.request(rng, goal))
