@@ -74,6 +74,7 @@ class Invariant:
     value: Any = None  # implies: the enum value
     other: str = ""  # implies: the implied column; ref: the referenced table
     null: bool = True  # implies: the implied column is empty (True) or set (False)
+    deps: list[tuple[str, str, str]] | None = None  # stated: (table read, own column, its column) per read; None: any row
 
     @property
     def derived(self) -> bool:
@@ -260,6 +261,25 @@ def _reads(e: X.Expr) -> frozenset[str]:
     return frozenset(n.table for n in X.walk(e) if isinstance(n, X.Lookup | X.Agg))
 
 
+def _deps(e: X.Expr, schema: DomainSchema) -> list[tuple[str, str, str]] | None:
+    """How a check reads other rows, when each read is tied to one of the row's own columns: an
+    aggregate with a filter ``c=col`` gives ``(table, col, c)``, a lookup ``T[col]`` gives ``(T, col,
+    T's key)``. None when some read is not (a lookup keyed by another lookup, an aggregate whose
+    filters are all constants): then a write to that table may matter to any row."""
+    out = []
+    for n in X.walk(e):
+        if isinstance(n, X.Agg):
+            tied = [(c, v.name) for c, v in n.filters if isinstance(v, X.Param)]
+            if not tied:
+                return None
+            out.append((n.table, tied[0][1], tied[0][0]))
+        elif isinstance(n, X.Lookup):
+            if not isinstance(n.key, X.Param):
+                return None
+            out.append((n.table, n.key.name, schema.table(n.table).primary_key))
+    return out
+
+
 def stated(schema: DomainSchema) -> list[Invariant]:
     out = []
     for t in schema.tables:
@@ -268,7 +288,8 @@ def stated(schema: DomainSchema) -> list[Invariant]:
         scope = invariant_scope(schema, t)
         for i, req in enumerate(t.invariants):
             e = X.parse_expr(req.check, scope)
-            out.append(Invariant(t.name, req.check, req.message, "stated", e, index=i, reads=_reads(e)))
+            out.append(Invariant(t.name, req.check, req.message, "stated", e, index=i, reads=_reads(e),
+                                 deps=_deps(e, schema)))
     return out
 
 
@@ -405,8 +426,9 @@ class Invariants:
         - ``tables``: check only the invariants of these tables;
         - ``keys``: ``{table: keys}``: check only these rows (tables not named are not checked);
         - ``changed_only``: only what the writes since ``db.mark()`` (``db.before``) can have broken:
-          the rows written, the rows referring to a deleted row, and every row of a table whose
-          invariant reads a written table (a count or a lookup of other rows). Exact when the state
+          the rows written, the rows referring to a deleted row, and, for an invariant that reads
+          a written table (a count or a lookup of other rows), the rows whose reads meet a written
+          row (every row when a read is not tied to the row's own columns). Exact when the state
           at the mark was consistent. With ``keys`` too, both sets of rows are checked;
         - ``limit``: stop after this many violations (``limit=1``: is the state consistent?).
         """
@@ -425,9 +447,18 @@ class Invariants:
                 ks: list[Any] = list(db.before.get(table, {})) if changed_only else []
                 if keys is not None:
                     ks += [k for k in keys.get(table, ()) if k not in ks]
-                full = [i for i in invs if changed_only and i.kind == "stated" and i.reads & written]
-                keyed = [i for i in invs if i not in full]
+                full, keyed, narrowed = [], [], []
+                for i in invs:
+                    if not (changed_only and i.kind == "stated" and i.reads & written):
+                        keyed.append(i)
+                    elif (more := self._affected(db, i, written)) is None:
+                        full.append(i)
+                    else:
+                        narrowed.append((i, ks + [k for k in more if k not in ks]))
                 self._check_rows(db, ctx, table, full, keyed if ks else [], ks, out, limit)
+                for i, its in narrowed:
+                    if limit is None or len(out) < limit:
+                        self._check_rows(db, ctx, table, [], [i], its, out, limit)
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         if changed_only:
@@ -439,6 +470,27 @@ class Invariants:
         return not self.violations(db, ctx, limit=1, **kw)
 
     # ---------------------------------------------------------------- internals
+
+    def _affected(self, db: DomainDB, inv: Invariant, written: set[str]) -> set[Any] | None:
+        """The rows of ``inv``'s table whose check can read a row written since the mark (None: any row).
+
+        A row's ``count/exists/sum(A, c=col, ...)`` can change only when a written row of A had or has
+        ``c`` equal to the row's ``col``; its ``A[col].x`` only when that row of A was written."""
+        if inv.deps is None:
+            return None
+        out: set[Any] = set()
+        for table, col, other in inv.deps:
+            if table not in written:
+                continue
+            values = set()
+            for key, old in db.before[table].items():
+                new = db.get(table, key)
+                for r in (old, new):
+                    if r is not None:
+                        values.add(r[other])
+            for v in values:
+                out.update(db.keys(inv.table, **{col: v}))
+        return out
 
     @staticmethod
     def _written(db: DomainDB) -> set[str]:

@@ -402,9 +402,13 @@ class RowFactory:
                 rep = _Repairer(db, self, ctx, self.rng, table, own_only, grow)
                 args = dict(old)
                 done = False
-                for inv in broken:
-                    if inv.kind == "stated":
+                todo = [i for i in broken if i.kind == "stated"]
+                for _ in range(3):  # a repair may break another check of the row: repair that one too
+                    for inv in todo:
                         done = rep.repair(inv.expr, True, args) or done
+                    todo = [i for i in invs if i.kind == "stated" and not i.holds(args, db, ctx)[0]]
+                    if not todo:
+                        break
                 if done and write(args) and holds():
                     return True
                 undo()
