@@ -4,6 +4,7 @@
     env = Environment(runtime, task)
     obs = env.reset()                        # policy, tools, the user's first message
     out = env.step({"name": "get_rider", "arguments": {"rider_id": "RDR-0001"}})
+    said = env.reply("What is your email?")  # the scripted user: {"user": "My email is ...", "done": False}
     reward = env.evaluate(messages)          # Reward(reward=1.0 | 0.0, reasons=[...])
 
 ``reset`` restores the task's initial state by rolling back the episode's transaction (or, for a
@@ -27,6 +28,7 @@ from core.policy import agent_policy
 from core.reward import Reward, evaluate
 from core.sandbox import PolicyViolation, load_tool
 from core.taskmodel import StateDelta, Task
+from core.user import STOP, ScriptedUser, goal_intents
 
 
 @dataclass
@@ -59,6 +61,7 @@ class DomainRuntime:
                     continue
                 self.tools[rec.spec.name] = CompiledTool(rec.spec, fn, ArgValidator(rec.spec.parameters))
         self.policy = agent_policy(self.schema, [t.spec for t in self.tools.values()])
+        self.intents = {n: t.spec.intent for n, t in self.tools.items() if t.spec.intent}  # tool -> intent phrase
         db = DomainDB(self.schema)
         db.load(domain.rows)
         self.seed_snapshot = db.snapshot()
@@ -146,6 +149,7 @@ class Environment:
         self.task: Task | None = None
         self._loaded: str | None = None
         self.calls: list[dict[str, Any]] = []
+        self._user: ScriptedUser | None = None
         if task is not None:
             self.reset(task)
 
@@ -167,6 +171,7 @@ class Environment:
         self.db.before = {}
         self.task = task
         self.calls = []
+        self._user = None  # a new scripted user for this episode, made on the first reply()
         return {"policy": self.runtime.policy, "tools": self.runtime.tool_schemas(),
                 "user": task.scenario.instruction}
 
@@ -189,13 +194,25 @@ class Environment:
         self.calls.append({"name": name, "arguments": args, **out})
         return out
 
+    def reply(self, text: str) -> dict[str, Any]:
+        """Say ``text`` to the task's scripted user (core/user.py); returns ``{"user": its reply, "done"}``.
+
+        ``done`` is true once the reply holds ``STOP``: the user has ended the conversation (later
+        replies are ``STOP`` alone). The user is made afresh by each ``reset()``. Keep the
+        conversation in your messages for ``evaluate``: the reward reads the assistant's."""
+        if self.task is None:
+            raise ValueError("reply() before reset()")
+        if self._user is None:
+            self._user = ScriptedUser(self.runtime.intents)
+            self._user.start(self.task)
+        said = self._user.reply(text)
+        return {"user": said, "done": STOP in said}
+
     def evaluate(self, messages: Sequence[dict[str, Any]]) -> Reward:
         if self.task is None:
             raise ValueError("evaluate() before reset()")
         gt = self.task.ground_truth
-        tools = self.runtime.tools
-        goals = [(t.spec.intent if (t := tools.get(s.tool)) is not None and t.spec.intent else s.tool.replace("_", " "))
-                 for s in self.task.chain if s.role == "goal"]
+        goals = goal_intents(self.task, self.runtime.intents)
         return evaluate(self.schema, self.db, gt.expected, gt.communicate, list(messages), gt.outcome, goals)
 
     # ---------------------------------------------------------------- inspection
