@@ -1,8 +1,13 @@
 """Agents for checking tasks, and the loop that runs an episode.
 
-* :class:`OracleAgent` replays the ground-truth chain and tells the user the required values.
+* :class:`OracleAgent` replays the ground-truth chain and tells the user the required values;
+  talking to a user, it first asks for the known facts the first message does not state.
 * :class:`RandomAgent` calls random tools with arguments drawn from what it has seen, then
   says a couple of values it saw: a floor that a sound reward must keep near zero.
+* :class:`GuesserAgent` calls nothing and names every enum value: the reward-gaming floor.
+
+:func:`run_episode` runs one episode, with a user (core/user.py: each "say" goes to the user and
+its reply comes back) or without one (the first "say" ends the episode).
 """
 
 from __future__ import annotations
@@ -13,29 +18,67 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.env import Environment
-from core.reward import Reward
+from core.reward import Reward, value_mentioned
 from core.taskmodel import Task
 from core.tasks import oracle_messages
+from core.user import STOP, User, fact_noun
 
 
 class Agent(Protocol):
-    def start(self, task: Task, observation: dict[str, Any]) -> None: ...
+    def start(self, task: Task, observation: dict[str, Any]) -> None:
+        """``observation`` is ``Environment.reset``'s (policy, tools, the user's first message as
+        ``"user"``), plus ``"interactive"``: true when a user will reply to what the agent says."""
+        ...
 
     def act(self, last: dict[str, Any] | None) -> dict[str, Any]:
-        """``{"tool": {"name", "arguments"}}`` to call a tool, or ``{"say": text}`` to answer and finish."""
+        """``{"tool": {"name", "arguments"}}`` to call a tool, ``{"say": text}`` to talk to the user
+        (without a user, to answer and finish), or ``{"stop": True}`` to end the episode.
+
+        ``last`` is None at first, then the tool's result (``{"ok", "result" | "error"}``) after a
+        call, or ``{"user": reply}`` after a "say"."""
         ...
 
 
+def _noun_list(keys: list[str]) -> str:
+    nouns = list(dict.fromkeys(fact_noun(k) for k in keys))
+    said = [("your " if n.split()[-1] in ("email", "phone") else "the ") + n for n in nouns]
+    return said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+
+
 class OracleAgent:
+    """Replays the ground-truth chain, then reports (``core.tasks.oracle_messages``).
+
+    With a user (``observation["interactive"]``) it first asks, in one message, for every known
+    fact whose value the first message does not state, and goes on only if the reply tells each
+    of them; otherwise it says what it is missing and stops (the episode then scores 0). Without a
+    user it never asks."""
+
     def start(self, task: Task, observation: dict[str, Any]) -> None:
         self.task, self.i = task, 0
+        first = observation.get("user", task.scenario.instruction)
+        self.need = ({k: v for k, v in task.scenario.known.items() if not value_mentioned(v, first)}
+                     if observation.get("interactive") else {})
+        self.asked = self.reported = False
 
     def act(self, last: dict[str, Any] | None) -> dict[str, Any]:
+        if self.need and not self.asked:
+            self.asked = True
+            return {"say": f"Could you give me {_noun_list(list(self.need))}?"}
+        if self.need:  # the user's answer to the question
+            told = str((last or {}).get("user", ""))
+            missing = [k for k, v in self.need.items() if not value_mentioned(v, told)]
+            self.need = {}
+            if missing:
+                self.reported = True
+                return {"say": f"Without {_noun_list(missing)} I cannot look up your request."}
         if self.i < len(self.task.chain):
             step = self.task.chain[self.i]
             self.i += 1
             return {"tool": {"name": step.tool, "arguments": step.args}}
-        return {"say": oracle_messages(self.task)[-1]["content"]}
+        if not self.reported:
+            self.reported = True
+            return {"say": oracle_messages(self.task)[-1]["content"]}
+        return {"stop": True}
 
 
 _TOKEN = re.compile(r"[\w.@+-]+")
@@ -109,18 +152,49 @@ class Episode:
     task_id: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     reward: Reward | None = None
+    # why it ended: "said" (no user), "user" (the user's STOP), "agent" ({"stop": True}),
+    # "max_steps", "max_turns"
+    ended: str = ""
 
 
-def run_episode(env: Environment, task: Task, agent: Agent, max_steps: int = 30) -> Episode:
+def run_episode(env: Environment, task: Task, agent: Agent, user: User | None = None, max_steps: int = 30,
+                max_turns: int = 10) -> Episode:
+    """Run ``agent`` on ``task`` and score the messages with ``env.evaluate``.
+
+    Without a user the first "say" ends the episode. With one, the user's ``start(task)`` is the
+    first message, each "say" goes to ``user.reply`` and the reply comes back to the agent as
+    ``{"user": reply}``; the episode ends when a reply contains ``STOP``, when the agent returns
+    ``{"stop": True}``, after ``max_turns`` replies, or after ``max_steps`` actions (calls and
+    messages). Messages are recorded in order: user, assistant (text, or ``tool_call``), tool."""
     obs = env.reset(task)
-    ep = Episode(task.id, [{"role": "user", "content": obs["user"]}])
-    agent.start(task, obs)
+    first = user.start(task) if user is not None else obs["user"]
+    ep = Episode(task.id, [{"role": "user", "content": first}])
+    agent.start(task, {**obs, "user": first, "interactive": user is not None})
     last = None
+    turns = 0
+    ep.ended = "max_steps"
     for _ in range(max_steps):
         action = agent.act(last)
-        if "say" in action:
-            ep.messages.append({"role": "assistant", "content": action["say"]})
+        if action.get("stop"):
+            ep.ended = "agent"
             break
+        if "say" in action:
+            text = action["say"]
+            ep.messages.append({"role": "assistant", "content": text})
+            if user is None:
+                ep.ended = "said"
+                break
+            reply = user.reply(text)
+            ep.messages.append({"role": "user", "content": reply})
+            turns += 1
+            if STOP in reply:
+                ep.ended = "user"
+                break
+            if turns >= max_turns:
+                ep.ended = "max_turns"
+                break
+            last = {"user": reply}
+            continue
         call = action["tool"]
         ep.messages.append({"role": "assistant", "content": None, "tool_call": call})
         last = env.step(call)
