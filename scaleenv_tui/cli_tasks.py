@@ -120,12 +120,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.agents import make_agent, run_episode
     from core.env import DomainRuntime, Environment
     from core.store import Workspace, WorkspaceError
+    from core.user import USERS, make_user
 
     try:
         ws = Workspace(args.workspace, create=False)
         names = _domains(ws, args.domains, args.all)
         if args.agent not in ("oracle", "random", "guesser"):
             raise ValueError(f"unknown agent {args.agent!r}")
+        if args.user not in USERS:
+            raise ValueError(f"unknown user {args.user!r}: use {', '.join(USERS)}")
     except (WorkspaceError, ValueError) as e:
         _err(str(e))
         return 2
@@ -145,9 +148,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"scaleenv: warning: {name}.{tool}: left out, the sandbox refuses its stored code: {why}",
                   file=sys.stderr)
         env = Environment(runtime)
+        user = make_user(args.user, runtime.intents)
         ok = 0
         for i, task in enumerate(tasks):
-            ep = run_episode(env, task, make_agent(args.agent, seed=args.seed * 100_003 + i, schema=runtime.schema))
+            ep = run_episode(env, task, make_agent(args.agent, seed=args.seed * 100_003 + i, schema=runtime.schema),
+                             user=user)
             ok += ep.reward.reward == 1.0
         env.close()
         per.append({"name": name, "tasks": len(tasks), "passed": ok, "pass_rate": round(ok / len(tasks), 4)})
@@ -160,10 +165,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     rate = passed / total
     if args.json:
-        print(json.dumps({"agent": args.agent, "tasks": total, "passed": passed, "pass_rate": round(rate, 4),
-                          "domains": per, "seconds": round(time.perf_counter() - t0, 3)}))
+        print(json.dumps({"agent": args.agent, "user": args.user, "tasks": total, "passed": passed,
+                          "pass_rate": round(rate, 4), "domains": per, "seconds": round(time.perf_counter() - t0, 3)}))
     else:
-        print(f"{args.agent}: {passed}/{total} passed, pass rate {rate:.3f}")
+        print(f"{args.agent} ({args.user} user): {passed}/{total} passed, pass rate {rate:.3f}")
     return 0
 
 
@@ -192,6 +197,11 @@ def add_commands(sub: Any, common: Any) -> None:
     v.add_argument("--agent", default="oracle", choices=["oracle", "random", "guesser"],
                    help="oracle replays the ground truth; random calls random tools; guesser does nothing "
                         "and names every enum value (a reward-gaming floor)")
+    # a bare --user means scripted, so "--user -k 2 scripted" (ask for a flag this command lacks) fails
+    # on the unknown flag, not on --user's missing value
+    v.add_argument("--user", nargs="?", const="scripted", default="scripted", choices=["scripted", "none"],
+                   help="scripted (the default): a rule-based user answers what the agent asks and ends the "
+                        "conversation (docs/tasks.md, The user); none: the agent's first message ends the episode")
     v.add_argument("--seed", type=int, default=0)
     common(v)
     v.set_defaults(fn=cmd_eval)
