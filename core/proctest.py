@@ -89,6 +89,7 @@ class CaseBuilder:
         self.db.restore(self.base)
         arr = Arranger(self.db, self.factory, self.ctx, self.rng).bind(self.op)
         inv = self.factory.invariants if want == "ok" else None  # a tool is judged on consistent states
+        reqs = [e for e, _ in self.op.requires]
         fallback = None
         for _ in range(4 if not inv else 6):
             args = arr.choose_args(self.op)
@@ -96,7 +97,7 @@ class CaseBuilder:
             if got is not None:
                 if near_misses:
                     arr.add_near_misses(self.op, got, violate)
-                consistent = self._consistent(inv)
+                consistent = self._consistent(inv, lambda a=got: arr._ok(self.op, reqs, a, violate, []))
                 state = self.db.snapshot()
                 if expected_outcome(self.op, self.db, self.ctx, got).kind == want:
                     if consistent:
@@ -105,13 +106,14 @@ class CaseBuilder:
             self.db.restore(self.base)
         return fallback
 
-    def _consistent(self, inv: Invariants | None) -> bool:
+    def _consistent(self, inv: Invariants | None, keep: Callable[[], bool]) -> bool:
         """Whether the arranged state keeps the invariants, after repairing the rows that break them
-        (:meth:`core.seed.RowFactory.repair`) if need be; a repair that fails is undone."""
+        (:meth:`core.seed.RowFactory.repair`, each repair kept only if ``keep()``, i.e. the
+        requirements still hold) if need be; a repair that fails is undone."""
         if not inv or inv.consistent(self.db, self.ctx):
             return True
         snap = self.db.snapshot()
-        if not self.factory.repair(self.db, rounds=3, grow=True):
+        if not self.factory.repair(self.db, rounds=3, grow=True, keep=keep):
             return True
         self.db.restore(snap)
         return False

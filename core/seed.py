@@ -19,6 +19,7 @@ import re
 import sqlite3
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -330,13 +331,15 @@ class RowFactory:
         finally:
             db.close()
 
-    def repair(self, db: Any, rounds: int = 3, grow: bool = True) -> list:
+    def repair(self, db: Any, rounds: int = 3, grow: bool = True, keep: Callable[[], bool] | None = None) -> list:
         """Repair the rows of ``db`` that break an invariant, as the seed is repaired (:meth:`_remake`);
-        with ``grow``, a count may also be raised by adding rows. Returns the violations left.
-        Used on states built for tests; the undo log (``db.before``) is reset."""
-        return self._repair(db, {t.name: db.keys(t.name) for t in self.schema.tables}, rounds, grow)[0]
+        with ``grow``, a count may also be raised by adding rows; a repair after which ``keep()``
+        is false is undone. Returns the violations left. Used on states built for tests; the undo
+        log (``db.before``) is reset."""
+        return self._repair(db, {t.name: db.keys(t.name) for t in self.schema.tables}, rounds, grow, keep)[0]
 
-    def _repair(self, db: Any, keys: dict[str, list], max_rounds: int, grow: bool) -> tuple[list, int]:
+    def _repair(self, db: Any, keys: dict[str, list], max_rounds: int, grow: bool,
+                keep: Callable[[], bool] | None = None) -> tuple[list, int]:
         """Rounds of :meth:`_remake` over the violating rows, until none is left, a round repairs
         no row, or ``max_rounds``; returns the violations left and the rounds run."""
         inv = self.invariants
@@ -349,14 +352,14 @@ class RowFactory:
                 broken.setdefault((v.table, v.key), []).extend(i for i in inv.by_table[v.table] if i.check == v.check)
             progress = False
             for (table_name, key), invs in broken.items():
-                progress = self._remake(db, self.schema.table(table_name), key, keys, invs, grow) or progress
+                progress = self._remake(db, self.schema.table(table_name), key, keys, invs, grow, keep) or progress
             found = inv.violations(db, inv._ctx)
             if not progress:  # no row could be repaired: another round is futile
                 break
         return found, rounds
 
     def _remake(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant],
-                grow: bool = False) -> bool:
+                grow: bool = False, keep: Callable[[], bool] | None = None) -> bool:
         """Repair a stored row that breaks the invariants ``broken``, trying in turn: the columns
         its status implies; the row's own columns set so that each broken check holds (the
         state builder's repairs, :mod:`core.arrange`); the same, also changing the other rows the
@@ -375,7 +378,7 @@ class RowFactory:
 
         def holds() -> bool:
             cur = db.get(table.name, key)
-            if not all(i.holds(cur, db, ctx)[0] for i in invs):
+            if not all(i.holds(cur, db, ctx)[0] for i in invs) or (keep is not None and not keep()):
                 return False
             return all(_valid(self.schema.table(t), db, k, r, self.clock) for t, pre in db.before.items()
                        for k in pre if (r := db.get(t, k)) is not None)
@@ -400,12 +403,15 @@ class RowFactory:
         for own_only in (True, False):
             for _ in range(3):
                 rep = _Repairer(db, self, ctx, self.rng, table, own_only, grow)
+                if keep is not None:
+                    rep.keep = lambda a, k=keep: write(a) and k()
                 args = dict(old)
                 done = False
                 todo = [i for i in broken if i.kind == "stated"]
                 for _ in range(3):  # a repair may break another check of the row: repair that one too
                     for inv in todo:
                         done = rep.repair(inv.expr, True, args) or done
+                    done = self._fix_implied(table, args, keys, {}, invs) or done
                     todo = [i for i in invs if i.kind == "stated" and not i.holds(args, db, ctx)[0]]
                     if not todo:
                         break
@@ -463,10 +469,37 @@ def _repairer_class() -> type:
             from core.blueprint import invariant_scope
 
             super().__init__(db, factory, ctx, rng)
-            self.own_only, self.grow = own_only, grow
+            self.own_only, self.grow, self.table = own_only, grow, table
+            self.keep: Callable[[dict], bool] | None = None  # must stay true (given the row's new values)
             self._params = list(invariant_scope(factory.schema, table).params.values())
             self._op_keys = {table.primary_key}
             self._fresh: set[str] = set()
+
+        def repair(self, e: Any, want: bool, args: dict, force: bool = False) -> bool:
+            """As the state builder's, but with ``keep``, each way of making an ``or`` true is tried
+            in turn (random order) until one leaves ``keep`` true."""
+            from core import expr as X
+
+            if self.keep is None or not (isinstance(e, X.BoolOp) and (e.op == "or") == want):
+                return super().repair(e, want, args, force)
+            order = list(e.values)
+            self.rng.shuffle(order)
+            for v in order:
+                snap, before, saved = self.db.snapshot(), {t: dict(p) for t, p in self.db.before.items()}, dict(args)
+                if super().repair(v, want, args, force) and self.keep(args):
+                    return True
+                self.db.restore(snap)
+                self.db.before = before
+                args.clear()
+                args.update(saved)
+            return False
+
+        def _domain_of(self, e: Any, args: dict) -> list[Any]:
+            from core import expr as X
+
+            if isinstance(e, X.Param) and self.table.has_column(e.name):  # a column of the row
+                return self._column_domain(self.table.column(e.name), limit=None)
+            return super()._domain_of(e, args)
 
         def _settable(self, e: Any, args: dict) -> bool:
             from core import expr as X

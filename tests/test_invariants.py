@@ -87,10 +87,11 @@ def test_an_evaluation_error_is_a_violation_with_its_reason_never_an_exception(d
 
 
 def test_tables_keys_and_limit_narrow_the_check(db, inv, ctx):
-    lent = [r["tool_id"] for r in db.select("tools", status="lent")]
-    for k in lent[:2]:
-        db.update("tools", k, {"holder_id": None})
-    assert len(inv.violations(db, ctx)) == 2
+    lent = [r["tool_id"] for r in db.select("tools", status="broken")][:2]  # a holder without a loan
+    member = db.keys("members")[0]
+    for k in lent:
+        db.update("tools", k, {"holder_id": member})
+    assert [v.check for v in inv.violations(db, ctx)] == ["status == 'lent' or holder_id == null"] * 2
     assert inv.violations(db, ctx, tables=["loans"]) == []
     assert [v.key for v in inv.violations(db, ctx, keys={"tools": [lent[1]]})] == [lent[1]]
     assert len(inv.violations(db, ctx, limit=1)) == 1
