@@ -7,6 +7,9 @@ requirements through the specification interpreter, never through an implementat
 Repairs are local and realistic: a row's column is set to a value that satisfies a comparison
 (respecting the column's type and bounds), a conflicting row's status is changed, or a new row
 is made by the seed factory. When no repair works the caller is told (``None``), never lied to.
+With ``consistent`` set, an arrangement that leaves rows breaking the domain's invariants (the
+factory's, see :mod:`core.invariants`) is repaired where the requirements allow
+(:meth:`Arranger.make_consistent`); procedural tests set it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Arranger:
         self.db, self.factory, self.ctx, self.rng = db, factory, ctx, rng
         self.schema = db.schema
         self.boundary = False
+        self.consistent = False  # True: repair the rows an arrangement leaves breaking the factory's invariants
 
     # ------------------------------------------------------------------ arguments
 
@@ -126,10 +130,36 @@ class Arranger:
                 finally:
                     self.boundary = False
             if self._ok(op, reqs, args, violate, keep):
+                if self.consistent:
+                    self.make_consistent(op, args, violate, keep)
                 return args
             if not changed:
                 return None
-        return args if self._ok(op, reqs, args, violate, keep) else None
+        if self._ok(op, reqs, args, violate, keep):
+            if self.consistent:
+                self.make_consistent(op, args, violate, keep)
+            return args
+        return None
+
+    def make_consistent(self, op: Operation, args: dict, violate: int | None = None,
+                        keep: list[X.Expr] | None = None) -> bool:
+        """Repair the rows written since ``db.mark()`` that break the factory's invariants
+        (:meth:`core.seed.RowFactory.repair`), each repair kept only if the requirements are still
+        as arranged (all hold but ``violate``, and ``keep``). Returns whether the writes keep the
+        invariants; when the repair fails, the state is left as it was. ``arrange`` calls it when
+        ``self.consistent`` is set."""
+        inv = getattr(self.factory, "invariants", None)
+        if not inv or inv.consistent(self.db, self.ctx, changed_only=True):
+            return True
+        reqs = [e for e, _ in op.requires]
+        snap, before = self.db.snapshot(), {t: dict(p) for t, p in self.db.before.items()}
+        left = self.factory.repair(self.db, rounds=3, grow=True, changed_only=True,
+                                   keep=lambda: self._ok(op, reqs, args, violate, keep or []))
+        if not left:
+            return True
+        self.db.restore(snap)
+        self.db.before = before
+        return False
 
     def _ok(self, op: Operation, reqs: list, args: dict, violate: int | None, keep: list) -> bool:
         try:

@@ -89,15 +89,15 @@ class CaseBuilder:
         self.db.restore(self.base)
         arr = Arranger(self.db, self.factory, self.ctx, self.rng).bind(self.op)
         inv = self.factory.invariants if want == "ok" else None  # a tool is judged on consistent states
-        reqs = [e for e, _ in self.op.requires]
+        arr.consistent = bool(inv)
         fallback = None
         for _ in range(4 if not inv else 6):
             args = arr.choose_args(self.op)
             got = arr.arrange(self.op, args, violate=violate, boundary=boundary)
             if got is not None:
-                if near_misses:
-                    arr.add_near_misses(self.op, got, violate)
-                consistent = self._consistent(inv, lambda a=got: arr._ok(self.op, reqs, a, violate, []))
+                if near_misses and arr.add_near_misses(self.op, got, violate) and inv:
+                    arr.make_consistent(self.op, got, violate)  # arrange did, before the near misses
+                consistent = not inv or inv.consistent(self.db, self.ctx, changed_only=True)
                 state = self.db.snapshot()
                 if expected_outcome(self.op, self.db, self.ctx, got).kind == want:
                     if consistent:
@@ -105,18 +105,6 @@ class CaseBuilder:
                     fallback = fallback or (got, state)
             self.db.restore(self.base)
         return fallback
-
-    def _consistent(self, inv: Invariants | None, keep: Callable[[], bool]) -> bool:
-        """Whether the arranged state keeps the invariants, after repairing the rows that break them
-        (:meth:`core.seed.RowFactory.repair`, each repair kept only if ``keep()``, i.e. the
-        requirements still hold) if need be; a repair that fails is undone."""
-        if not inv or inv.consistent(self.db, self.ctx):
-            return True
-        snap = self.db.snapshot()
-        if not self.factory.repair(self.db, rounds=3, grow=True, keep=keep):
-            return True
-        self.db.restore(snap)
-        return False
 
     def build(self) -> tuple[list[PreparedCase], list[str]]:
         op, out, notes = self.op, [], []

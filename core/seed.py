@@ -331,19 +331,21 @@ class RowFactory:
         finally:
             db.close()
 
-    def repair(self, db: Any, rounds: int = 3, grow: bool = True, keep: Callable[[], bool] | None = None) -> list:
+    def repair(self, db: Any, rounds: int = 3, grow: bool = True, keep: Callable[[], bool] | None = None,
+               changed_only: bool = False) -> list:
         """Repair the rows of ``db`` that break an invariant, as the seed is repaired (:meth:`_remake`);
         with ``grow``, a count may also be raised by adding rows; a repair after which ``keep()``
-        is false is undone. Returns the violations left. Used on states built for tests; the undo
-        log (``db.before``) is reset."""
-        return self._repair(db, {t.name: db.keys(t.name) for t in self.schema.tables}, rounds, grow, keep)[0]
+        is false is undone; ``changed_only``: look only at what the writes since ``db.mark()`` can
+        have broken (the undo log ``db.before`` is kept up to date). Returns the violations left."""
+        return self._repair(db, {t.name: db.keys(t.name) for t in self.schema.tables}, rounds, grow, keep,
+                            changed_only)[0]
 
     def _repair(self, db: Any, keys: dict[str, list], max_rounds: int, grow: bool,
-                keep: Callable[[], bool] | None = None) -> tuple[list, int]:
+                keep: Callable[[], bool] | None = None, changed_only: bool = False) -> tuple[list, int]:
         """Rounds of :meth:`_remake` over the violating rows, until none is left, a round repairs
         no row, or ``max_rounds``; returns the violations left and the rounds run."""
         inv = self.invariants
-        found = inv.violations(db, inv._ctx)
+        found = inv.violations(db, inv._ctx, changed_only=changed_only)
         rounds = 0
         while found and rounds < max_rounds:
             rounds += 1
@@ -353,19 +355,31 @@ class RowFactory:
             progress = False
             for (table_name, key), invs in broken.items():
                 progress = self._remake(db, self.schema.table(table_name), key, keys, invs, grow, keep) or progress
-            found = inv.violations(db, inv._ctx)
+            found = inv.violations(db, inv._ctx, changed_only=changed_only)
             if not progress:  # no row could be repaired: another round is futile
                 break
         return found, rounds
 
     def _remake(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant],
                 grow: bool = False, keep: Callable[[], bool] | None = None) -> bool:
+        """:meth:`_remake_row`, keeping the database's undo log (``db.before``) as it would be had
+        the repair been written directly: the pre-images from before the repair win."""
+        outer = {t: dict(p) for t, p in db.before.items()}
+        db.mark()
+        try:
+            return self._remake_row(db, table, key, keys, broken, grow, keep)
+        finally:
+            for t, pre in outer.items():
+                db.before.setdefault(t, {}).update(pre)
+
+    def _remake_row(self, db: Any, table: Table, key: Any, keys: dict[str, list], broken: list[Invariant],
+                    grow: bool = False, keep: Callable[[], bool] | None = None) -> bool:
         """Repair a stored row that breaks the invariants ``broken``, trying in turn: the columns
         its status implies; the row's own columns set so that each broken check holds (the
         state builder's repairs, :mod:`core.arrange`); the same, also changing the other rows the
-        check reads (never deleting one, and adding one only with ``grow``); the whole row made again. The first version
-        that keeps every invariant of the row's table, with every changed row still valid for its
-        columns, is kept. Returns whether anything changed."""
+        check reads (never deleting one, and adding one only with ``grow``); the whole row made
+        again. The first version that keeps every invariant of the row's table (and ``keep()``),
+        with every changed row still valid for its columns, is kept. Returns whether it was."""
         from core.db import IntegrityError
 
         old = db.get(table.name, key)
