@@ -28,7 +28,7 @@ from core.context import ToolContext
 from core.db import DomainDB, IntegrityError
 from core.env import DomainRuntime, Environment, delta_between
 from core.graph import to_networkx
-from core.interp import op_lookups
+from core.interp import Evaluator, op_lookups
 from core.invariants import Invariants
 from core.models import Domain, Provenance
 from core.ownership import Ownership, key_params
@@ -122,9 +122,9 @@ class TaskGenerator:
         self.p_staff = staff_only / len(self.goals) if self.pools["customer"] else 1.0
         self.graph = to_networkx(list(self.ops), domain.edges)
         self.ctx = ToolContext(self.schema.clock)
-        self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"))
         self.ownership = Ownership(self.schema)
         self.invariants = Invariants.for_domain(domain)  # a task's initial and final states keep them
+        self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"), self.invariants)
         self.customer = self.ownership.customer  # core.ownership.customer_table
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
@@ -230,10 +230,26 @@ class TaskGenerator:
                 raise Drop("arranging changed a value taken from an earlier step")
             if violate is None:
                 self._email_for_name(sim, g.op, got)
+            # the arranger makes the requirements true; rows it touched may now break an invariant
+            # (an active rental with an end station): repair them while the requirements still hold
+            self.factory.repair(sim, rounds=3, changed_only=True,
+                                keep=lambda sim=sim, op=g.op, got=got, v=violate: self._requirements_hold(sim, op, got, v))
             g.args = got
             self._port(sim, db)
             sim.close()
         return db
+
+    def _requirements_hold(self, db: DomainDB, op: Operation, args: dict[str, Any], violate: int | None) -> bool:
+        """Every requirement of ``op`` holds for ``args`` in ``db``, except ``violate``, which fails."""
+        ev = Evaluator(db, self.ctx, args)
+        for i, (e, _) in enumerate(op.requires):
+            try:
+                ok = bool(ev.eval(e))
+            except Exception:  # a row the requirement reads is gone
+                return False
+            if ok != (i != violate):
+                return False
+        return True
 
     def _email_for_name(self, db: DomainDB, op: Operation, args: dict[str, Any]) -> None:
         """A new customer's email matches their name ("Ann Lee" signs up as ann.lee@...), when the
@@ -761,7 +777,7 @@ class TaskGenerator:
         t0 = time.perf_counter()
         tasks: list[Task] = []
         sigs: set[str] = set()
-        max_attempts = max_attempts or n * 8
+        max_attempts = max_attempts or n * 20
         index = 0
         while len(tasks) < n and stats.attempted < max_attempts:
             index += 1

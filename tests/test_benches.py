@@ -75,7 +75,7 @@ CLAIM_VARIANTS = {"completed: refusal claimed", "completed: goal reported not do
 
 
 def test_soundness_bench():
-    doc, lines = run_bench("bench/soundness.py", "--domains", "bike_rental", "-n", "8", "--workers", "1")
+    doc, lines = run_bench("bench/soundness.py", "--domains", "bike_rental", "-n", "12", "--workers", "1")
     assert {"perturbed", "scored_zero", "domains", "kinds", "wrong_values", "wrong_claims", "reworded",
             "reworded_scored_one"} <= set(doc)
     assert doc["domains"] == 1
