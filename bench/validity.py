@@ -261,7 +261,7 @@ def staff_only_ops(doc: dict, customer: Table | None) -> set[str] | None:
             return None
         v = op.get("actor", op.get("who"))
         marks[name] = {str(x).lower() for x in (v if isinstance(v, list) else [v])}
-    cust = {"customer", "any", "anyone", "both", "user"}
+    cust = {"customer", "either", "any", "anyone", "both", "user"}
     if customer is not None:
         cust |= {customer.name.lower(), customer.singular.lower()}
     return {name for name, who in marks.items() if not (who & cust)}
