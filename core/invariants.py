@@ -3,8 +3,9 @@
 A state is *consistent* when every invariant holds on every row. Three kinds of invariant:
 
 * **stated**: a table's ``invariants:`` in the blueprint, parsed with the row's columns as names
-  (``status != 'active' or end_station_id == null``), evaluated per row by the specification
-  interpreter (:class:`core.interp.Evaluator` with the row as its arguments);
+  (``status != 'active' or end_station_id == null``), evaluated per row with the meaning the
+  specification interpreter gives it (:class:`core.interp.Evaluator` with the row as its
+  arguments; compiled once to a Python function, :func:`compile_check`, held to the same answers);
 * **derived, references**: every non-null ``ref`` column names an existing row of its table
   (the database does not enforce references; a delete can leave one dangling);
 * **derived, a status and the columns it implies**: for an ``enum`` column E and one of its
@@ -26,17 +27,18 @@ Usage::
 
 from __future__ import annotations
 
+import operator
 import weakref
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core import expr as X
 from core.blueprint import invariant_scope
-from core.context import ToolContext
+from core.context import NotFound, ToolContext
 from core.db import DomainDB
-from core.interp import Evaluator
-from core.models import Domain, DomainSchema, ToolSpec
+from core.models import Domain, DomainSchema, Table, ToolSpec
 
 Kind = Literal["stated", "implies", "ref"]
 
@@ -75,6 +77,7 @@ class Invariant:
     other: str = ""  # implies: the implied column; ref: the referenced table
     null: bool = True  # implies: the implied column is empty (True) or set (False)
     deps: list[tuple[str, str, str]] | None = None  # stated: (table read, own column, its column) per read; None: any row
+    _fn: Any = field(default=None, repr=False, compare=False)  # the check compiled (compile_check), on first use
 
     @property
     def derived(self) -> bool:
@@ -101,12 +104,91 @@ class Invariant:
                 if v is None or db.get(self.other, v) is not None:
                     return True, ""
                 return False, f"no {self.other} row {v!r}"
-            return bool(Evaluator(db, ctx, row).eval(self.expr)), ""
+            fn = self._fn
+            if fn is None:
+                fn = self._fn = compile_check(self.expr)
+            return bool(fn(row, db, ctx)), ""
         except Exception as e:  # noqa: BLE001 - an invariant that cannot be evaluated does not hold
             return False, f"{type(e).__name__}: {getattr(e, 'message', None) or e}"
 
     def violation(self, key: Any, reason: str = "") -> Violation:
         return Violation(self.table, key, self.check, self.message, reason, self.derived)
+
+
+
+# ------------------------------------------------------------------ compiled checks
+
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+        ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+Check = Callable[[dict, Any, ToolContext], Any]
+
+
+def compile_check(e: X.Expr) -> Check:
+    """``e`` as a Python function of (row, db, ctx) that computes what
+    ``Evaluator(db, ctx, args=row).eval(e)`` computes, raising the same errors, without walking
+    the tree for every row (tests/test_invariants.py holds the two to the same answers)."""
+    if isinstance(e, X.Lit):
+        v = e.value
+        return lambda r, db, ctx: v
+    if isinstance(e, X.Param):
+        name = e.name
+        return lambda r, db, ctx: r.get(name)
+    if isinstance(e, X.Clock):
+        return (lambda r, db, ctx: ctx.today) if e.name == "today" else (lambda r, db, ctx: ctx.now)
+    if isinstance(e, X.Field):
+        table, column, key = e.row.table, e.column, compile_check(e.row.key)
+
+        def field(r: dict, db: Any, ctx: ToolContext) -> Any:
+            k = key(r, db, ctx)
+            row = db.get(table, k)
+            if row is None:
+                raise NotFound(table, k)
+            return row[column]
+        return field
+    if isinstance(e, X.InsertedField):
+        return lambda r, db, ctx: None
+    if isinstance(e, X.BinOp | X.Compare):
+        fn = (_ARITH if isinstance(e, X.BinOp) else _CMP)[e.op]
+        a, b = compile_check(e.left), compile_check(e.right)
+        return lambda r, db, ctx: fn(a(r, db, ctx), b(r, db, ctx))
+    if isinstance(e, X.InList):
+        item, opts, neg = compile_check(e.item), [compile_check(o) for o in e.options], e.negated
+        return lambda r, db, ctx: (item(r, db, ctx) in [o(r, db, ctx) for o in opts]) != neg
+    if isinstance(e, X.BoolOp):
+        vals = [compile_check(v) for v in e.values]
+        if e.op == "and":
+            return lambda r, db, ctx: all(v(r, db, ctx) for v in vals)
+        return lambda r, db, ctx: any(v(r, db, ctx) for v in vals)
+    if isinstance(e, X.Not):
+        inner = compile_check(e.value)
+        return lambda r, db, ctx: not inner(r, db, ctx)
+    if isinstance(e, X.Neg):
+        inner = compile_check(e.value)
+        return lambda r, db, ctx: -inner(r, db, ctx)
+    if isinstance(e, X.Agg):
+        table, column, fn_name = e.table, e.column, e.fn
+        filters = [(c, compile_check(v)) for c, v in e.filters]
+
+        def agg(r: dict, db: Any, ctx: ToolContext) -> Any:
+            f = {c: v(r, db, ctx) for c, v in filters}
+            if fn_name == "sum":
+                return db.sum(table, column, **f)
+            n = db.count(table, **f)
+            return n > 0 if fn_name == "exists" else n
+        return agg
+    if isinstance(e, X.Call):
+        args = [compile_check(a) for a in e.args]
+        name = e.fn
+        if name == "add_days":
+            return lambda r, db, ctx: ctx.add_days(*[a(r, db, ctx) for a in args])
+        if name == "days_between":
+            return lambda r, db, ctx: ctx.days_between(*[a(r, db, ctx) for a in args])
+        if name == "lower":
+            return lambda r, db, ctx: str(args[0](r, db, ctx)).lower()
+        fn = {"round": round, "min": min, "max": max, "abs": abs}[name]
+        return lambda r, db, ctx: fn(*[a(r, db, ctx) for a in args])
+    raise TypeError(f"cannot evaluate {e!r}")
 
 
 # ------------------------------------------------------------------ derivation
@@ -293,17 +375,19 @@ def stated(schema: DomainSchema) -> list[Invariant]:
     return out
 
 
-def _guard_sql(e: X.Expr) -> tuple[str, tuple]:
+def _guard_sql(e: X.Expr, table: Table | None = None) -> tuple[str, tuple]:
     """A SQL condition selecting every row on which ``e`` may be false (or fail): for a check
     ``g1 or g2 or ... or rest`` whose leading disjuncts are guards on the row's own columns
-    (``col != 'v'``, ``col == null``, ``col != null``, ``col not in ['a', 'b']``), the rows on which no
-    guard holds. Guards never fail, and a true guard makes the whole ``or`` true before anything
-    after it is evaluated, so the rows left out are exactly rows the check passes."""
+    (``col != 'v'``, ``col == 'v'``, ``col == null``, ``col != null``, ``col in [...]``, ``col not in
+    [...]``), the rows on which no guard holds. Guards never fail, and a true guard makes the whole
+    ``or`` true before anything after it is evaluated, so the rows left out are exactly rows the
+    check passes. (``==`` and ``in`` guards are used only with literals of the column's own kind,
+    so that SQL equality and Python equality agree.)"""
     parts = list(e.values) if isinstance(e, X.BoolOp) and e.op == "or" else [e]
     conds: list[str] = []
     args: list[Any] = []
     for g in parts:
-        got = _need(g)
+        got = _need(g, table)
         if got is None:
             break
         conds.append(got[0])
@@ -311,7 +395,19 @@ def _guard_sql(e: X.Expr) -> tuple[str, tuple]:
     return " AND ".join(conds), tuple(args)
 
 
-def _need(g: X.Expr) -> tuple[str, list] | None:
+def _same_kind(table: Table | None, column: str, values: list[Any]) -> bool:
+    """Do these literals compare in SQL as they do in Python with the column's stored values?"""
+    if table is None or not table.has_column(column):
+        return False
+    kind = table.column(column)
+    if kind.type == "bool":
+        return False
+    if kind.sql_kind == "TEXT":
+        return all(isinstance(v, str) for v in values)
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _need(g: X.Expr, table: Table | None = None) -> tuple[str, list] | None:
     """For a guard ``g``: the SQL condition of the rows on which it is false."""
     if isinstance(g, X.Compare) and g.op in ("==", "!="):
         a, b = g.left, g.right
@@ -324,14 +420,89 @@ def _need(g: X.Expr) -> tuple[str, list] | None:
             return (f"{col} IS NOT NULL", []) if g.op == "==" else (f"{col} IS NULL", [])
         if g.op == "!=" and isinstance(b.value, str | int | float):
             return f"{col} = ?", [b.value]
+        if g.op == "==" and _same_kind(table, a.name, [b.value]):
+            return f"({col} IS NULL OR {col} != ?)", [b.value]
         return None
-    if isinstance(g, X.InList) and g.negated and isinstance(g.item, X.Param) and g.options \
+    if isinstance(g, X.InList) and isinstance(g.item, X.Param) and g.options \
             and all(isinstance(o, X.Lit) and isinstance(o.value, str | int | float) for o in g.options):
-        return f'"{g.item.name}" IN ({", ".join("?" * len(g.options))})', [o.value for o in g.options]
+        values = [o.value for o in g.options]
+        col, marks = f'"{g.item.name}"', ", ".join("?" * len(values))
+        if g.negated:
+            return f"{col} IN ({marks})", values
+        if _same_kind(table, g.item.name, values):
+            return f"({col} IS NULL OR {col} NOT IN ({marks}))", values
     return None
 
 
 # ------------------------------------------------------------------ checking
+
+class _Reader:
+    """The reads of one check of a state, which does not change meanwhile: a table looked up often
+    is fetched once, and counts and sums asked often with the same filter columns come from one
+    GROUP BY. Answers are those of the database (keys and filter values of another kind than
+    their column's are passed to it)."""
+
+    PREFETCH = 8  # lookups of a table before the whole table is read
+    GROUP = 6  # aggregates of one shape before they are all computed at once
+
+    def __init__(self, db: DomainDB, schema: DomainSchema):
+        self.db, self.schema = db, schema
+        self._gets: Counter = Counter()
+        self._rows: dict[str, dict[Any, dict]] = {}
+        self._asked: Counter = Counter()
+        self._groups: dict[tuple, dict[tuple, Any]] = {}
+        self._kinds: dict[str, dict[str, bool]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    def get(self, table: str, key: Any) -> dict[str, Any] | None:
+        rows = self._rows.get(table)
+        if rows is None:
+            self._gets[table] += 1
+            if self._gets[table] < self.PREFETCH or not isinstance(key, str):
+                return self.db.get(table, key)
+            pk = self.schema.table(table).primary_key
+            rows = self._rows[table] = {r[pk]: r for r in self.db.select(table)}
+        elif not isinstance(key, str):
+            return self.db.get(table, key)
+        return rows.get(key)
+
+    def _typed(self, table: str, filters: dict[str, Any]) -> bool:
+        """Are the filter values of their columns' kinds (text for TEXT, else not text)?"""
+        kinds = self._kinds.get(table)
+        if kinds is None:
+            kinds = self._kinds[table] = {c.name: c.sql_kind == "TEXT" for c in self.schema.table(table).columns}
+        for c, v in filters.items():
+            if v is not None and isinstance(v, str) != kinds.get(c, isinstance(v, str)):
+                return False
+        return True
+
+    def _group(self, what: str, table: str, column: str | None, filters: dict[str, Any]) -> Any:
+        cols = tuple(sorted(filters))
+        shape = (what, table, column, cols)
+        group = self._groups.get(shape)
+        if group is None:
+            self._asked[shape] += 1
+            if self._asked[shape] < self.GROUP or not self._typed(table, filters):
+                return None
+            q = lambda n: '"' + n + '"'  # noqa: E731
+            agg = "count(*)" if what == "count" else f"coalesce(sum({q(column or '')}), 0)"
+            keys = ", ".join(q(c) for c in cols)
+            sql = f"SELECT {keys + ', ' if keys else ''}{agg} FROM {q(table)}" + (f" GROUP BY {keys}" if keys else "")
+            group = self._groups[shape] = {tuple(r[:-1]): r[-1] for r in self.db.conn.execute(sql).fetchall()}
+        elif not self._typed(table, filters):
+            return None
+        return group.get(tuple(filters[c] for c in cols), 0)
+
+    def count(self, table: str, **filters: Any) -> int:
+        n = self._group("count", table, None, filters)
+        return self.db.count(table, **filters) if n is None else n
+
+    def sum(self, table: str, column: str, **filters: Any) -> float:
+        total = self._group("sum", table, column, filters)
+        return self.db.sum(table, column, **filters) if total is None else round(total + 0.0, 2)
+
 
 
 class Invariants:
@@ -438,11 +609,12 @@ class Invariants:
         wanted = set(tables) if tables is not None else None
         written = self._written(db) if changed_only else set()
         out: list[Violation] = []
+        reads: Any = _Reader(db, self.schema)  # the state does not change while it is checked
         for table, invs in self.by_table.items():
             if wanted is not None and table not in wanted:
                 continue
             if not changed_only and keys is None:
-                self._check_rows(db, ctx, table, invs, [], None, out, limit)
+                self._check_rows(reads, ctx, table, invs, [], None, out, limit)
             else:
                 ks: list[Any] = list(db.before.get(table, {})) if changed_only else []
                 if keys is not None:
@@ -455,10 +627,10 @@ class Invariants:
                         full.append(i)
                     else:
                         narrowed.append((i, ks + [k for k in more if k not in ks]))
-                self._check_rows(db, ctx, table, full, keyed if ks else [], ks, out, limit)
+                self._check_rows(reads, ctx, table, full, keyed if ks else [], ks, out, limit)
                 for i, its in narrowed:
                     if limit is None or len(out) < limit:
-                        self._check_rows(db, ctx, table, [], [i], its, out, limit)
+                        self._check_rows(reads, ctx, table, [], [i], its, out, limit)
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         if changed_only:
@@ -536,11 +708,12 @@ class Invariants:
                         f"WHERE r.{q(target.primary_key)} = {q(t.name)}.{q(inv.column)})")
                 args: tuple = ()
             else:
-                cond, args = _guard_sql(inv.expr)
+                cond, args = _guard_sql(inv.expr, t)
             sql = self._sql[id(inv)] = (f"SELECT * FROM {q(t.name)}" + (f" WHERE {cond}" if cond else "")
                                         + f" ORDER BY {q(t.primary_key)}", args)
-        ti = db.tables[inv.table]
-        return [db._row(ti, tup) for tup in db.conn.execute(sql[0], sql[1]).fetchall()]
+        base = getattr(db, "db", db)  # (a _Reader's database)
+        ti = base.tables[inv.table]
+        return [base._row(ti, tup) for tup in base.conn.execute(sql[0], sql[1]).fetchall()]
 
     def _dangling(self, db: DomainDB, out: list[Violation], wanted: set[str] | None) -> None:
         """Rows left pointing at a row deleted since the mark (their own row did not change)."""

@@ -342,3 +342,44 @@ def test_the_case_builder_judges_tools_on_consistent_states():
                 checked += 1
         assert any(pc.case.kind == "happy" for pc in cases), name
     assert checked >= 10
+
+
+def _outcome(fn):
+    try:
+        return ("value", fn())
+    except Exception as e:  # noqa: BLE001 - the error is the outcome compared
+        return ("error", type(e).__name__, str(e))
+
+
+@pytest.mark.parametrize("path", [SHED, *sorted((SHED.parents[2] / "sample_domains").glob("*.yaml"))],
+                         ids=lambda p: p.stem)
+def test_a_compiled_check_answers_as_the_interpreter_does(path):
+    """compile_check(e)(row, db, ctx) == Evaluator(db, ctx, row).eval(e), errors included, on every
+    row of seed states with random writes (empty values, missing rows, values of other rows)."""
+    from core.interp import Evaluator
+    from core.invariants import compile_check
+
+    bp = load_blueprint(path)
+    inv = Invariants(bp)
+    db = DomainDB(bp.schema)
+    db.load(RowFactory(bp.schema, 0, inv).seed_rows())
+    ctx = ToolContext(bp.schema.clock)
+    rng = random.Random(11)
+    checks = [(i, compile_check(i.expr)) for i in inv.all]
+    compared = errors = 0
+    for _ in range(6):
+        for _ in range(8):
+            t = rng.choice(bp.schema.tables)
+            col = rng.choice([c for c in t.columns if c.name != t.primary_key])
+            value = rng.choice([r[col.name] for r in db.select(t.name)] + [None])
+            if col.nullable or value is not None:
+                db.update(t.name, rng.choice(db.keys(t.name)), {col.name: value})
+            if rng.random() < 0.2:
+                db.delete(t.name, rng.choice(db.keys(t.name)))
+        for i, fn in checks:
+            for row in db.select(i.table):
+                want = _outcome(lambda r=row, e=i.expr: Evaluator(db, ctx, r).eval(e))
+                assert _outcome(lambda r=row, f=fn: f(r, db, ctx)) == want, (i.check, row)
+                compared += 1
+                errors += want[0] == "error"
+    assert compared > 500 and errors > 0
