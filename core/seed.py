@@ -196,11 +196,37 @@ class RowFactory:
                 return row
             if attempt == 0 and pk is not None:
                 self.repaired_rows.add((table.name, pk))
+            if attempt == 0 and self._repair_local(table, row, keys, overrides, local):
+                return row
             if attempt == ROW_TRIES - 1:
                 break
             self._release(table, row)
             row = self._fill(table, keys, existing, overrides, pk)
         return row
+
+    def _repair_local(self, table: Table, row: dict[str, Any], keys: dict[str, list], overrides: dict[str, Any],
+                      local: list[Invariant]) -> bool:
+        """Set the new row's own columns (not ``overrides``) so that its local checks hold, as
+        :meth:`_remake` does for a stored row (keeping its status where a check allows); the row is
+        changed only if that works and every value still fits its column."""
+        ctx = self.invariants._ctx
+        rep = _Repairer(_Pool(self.schema, keys), self, ctx, self.rng, table, True, False)
+        rep._op_keys = {table.primary_key, *overrides}
+        args = dict(row)
+        for _ in range(3):
+            todo = [i for i in local if i.kind == "stated" and not i.holds(args, None, ctx)[0]]  # type: ignore[arg-type]
+            if not todo:
+                break
+            for inv in todo:
+                rep.repair(inv.expr, True, args)
+            self._fix_implied(table, args, keys, overrides, local)
+        if not all(i.holds(args, None, ctx)[0] for i in local):  # type: ignore[arg-type]
+            return False
+        changed = [c for c in table.columns if args.get(c.name) != row.get(c.name)]
+        if any(c.unique for c in changed) or not _valid(table, None, None, args, self.clock):
+            return False
+        row.update(args)
+        return True
 
     def _checkable(self, table: Table, inv: Invariant, keys: dict[str, list]) -> bool:
         """An invariant on a reference whose table has no rows yet (a self reference while the
@@ -465,9 +491,30 @@ def _valid(table: Table, db: Any, key: Any, row: dict[str, Any], clock: datetime
             lo, hi = (clock + timedelta(seconds=int(b * 86400)) for b in (col.min, col.max))
             if not isinstance(v, str) or not lo.isoformat() <= v <= hi.isoformat():
                 return False
-        if col.unique and col.name != table.primary_key and db.count(table.name, **{col.name: v}) > 1:
+        if col.unique and col.name != table.primary_key and db is not None and db.count(table.name, **{col.name: v}) > 1:
             return False
     return True
+
+
+class _Pool:
+    """What the repairs of a row not yet stored read of the database: the keys of each table."""
+
+    def __init__(self, schema: DomainSchema, keys: dict[str, list]):
+        self.schema, self._keys = schema, keys
+
+    def keys(self, table: str, **filters: Any) -> list:
+        return list(self._keys.get(table, [])) if not filters else []
+
+    def get(self, table: str, key: Any) -> None:
+        return None
+
+    def snapshot(self) -> None:
+        return None
+
+    def restore(self, data: Any) -> None:
+        pass
+
+    before: dict = {}
 
 
 def _repairer_class() -> type:
@@ -490,23 +537,33 @@ def _repairer_class() -> type:
             self._fresh: set[str] = set()
 
         def repair(self, e: Any, want: bool, args: dict, force: bool = False) -> bool:
-            """As the state builder's, but with ``keep``, each way of making an ``or`` true is tried
-            in turn (random order) until one leaves ``keep`` true."""
+            """As the state builder's, but each way of making an ``or`` true is tried in turn until
+            one works (and leaves ``keep`` true): first, in random order, the ways that leave the
+            row's enum columns (its status) as they are, then the others, so that a repair does not
+            simply move every row out of the status a check is about."""
             from core import expr as X
 
-            if self.keep is None or not (isinstance(e, X.BoolOp) and (e.op == "or") == want):
+            if not (isinstance(e, X.BoolOp) and (e.op == "or") == want):
                 return super().repair(e, want, args, force)
             order = list(e.values)
             self.rng.shuffle(order)
+            order.sort(key=self._on_enum)
             for v in order:
                 snap, before, saved = self.db.snapshot(), {t: dict(p) for t, p in self.db.before.items()}, dict(args)
-                if super().repair(v, want, args, force) and self.keep(args):
+                if super().repair(v, want, args, force) and (self.keep is None or self.keep(args)):
                     return True
                 self.db.restore(snap)
                 self.db.before = before
                 args.clear()
                 args.update(saved)
             return False
+
+        def _on_enum(self, e: Any) -> bool:
+            """Does ``e`` read one of the row's own enum columns?"""
+            from core import expr as X
+
+            return any(isinstance(n, X.Param) and self.table.has_column(n.name)
+                       and self.table.column(n.name).type == "enum" for n in X.walk(e))
 
         def _domain_of(self, e: Any, args: dict) -> list[Any]:
             from core import expr as X
