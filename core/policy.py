@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from core.models import DomainSchema, ToolSpec
+from core.wording import with_article
 
 REFUSAL_CLAUSE = ("- When a request cannot be done, do not do it: say that it could not be done and tell the user "
                   "what stands in the way, with the value that blocks it (for example the balance or the date).")
@@ -36,7 +37,7 @@ def actor_clause(schema: DomainSchema, specs: Iterable[ToolSpec]) -> str:
     if customer:
         lines.append("- Customers may ask, for their own records only: " + ", ".join(map(_phrase, customer)) + ".")
     if only_staff:
-        lines.append(f"- Only staff may ask for: {', '.join(map(_phrase, only_staff))}. A {staff} who asks "
+        lines.append(f"- Only staff may ask for: {', '.join(map(_phrase, only_staff))}. {with_article(staff).capitalize()} who asks "
                      "says so; they may act on any customer's records. Refuse these to customers.")
     return "\n".join(lines)
 

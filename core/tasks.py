@@ -128,6 +128,8 @@ class TaskGenerator:
         self.customer = self.ownership.customer  # core.ownership.customer_table
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
+        self._seen: dict[bool, Counter] = {True: Counter(), False: Counter()}  # goal ops of refusals / the rest
+        self._actors: dict[bool, Counter] = {True: Counter(), False: Counter()}  # who asked, the same way
 
     # ------------------------------------------------------------------ helpers
 
@@ -163,15 +165,20 @@ class TaskGenerator:
 
     # ------------------------------------------------------------------ goals
 
-    def _pick_goals(self, rng: random.Random, min_goals: int = 1, actor: str = "customer") -> list[Goal]:
+    # how many goals a chain aims at (1, 2, 3): a refusal's chain is cut at its last refusable goal and
+    # single-goal refusals are dropped more often, so refusals aim shorter to end up as long as the rest
+    LENGTH_WEIGHTS = {False: (5, 4, 2), True: (9, 3, 1)}
+
+    def _pick_goals(self, rng: random.Random, min_goals: int = 1, actor: str = "customer",
+                    refusal: bool = False) -> list[Goal]:
         pool = self.pools[actor]
         allowed = {op.name for op in pool}
         # an operation that can never be refused (no requirement the user can be shown) is drawn less
         # often: when the operations of refusals and of other tasks differ, the request gives away
         # which tasks are refusals (bench/validity.py, refusal_auc)
-        first = rng.choices(pool, weights=[self._weight(op) for op in pool])[0]
+        first = rng.choices(pool, weights=[self._weight(op, refusal) for op in pool])[0]
         goals = [Goal(first, {}, {})]
-        want = min(self.max_chain, max(min_goals, rng.choices([1, 2, 3], weights=[5, 4, 2])[0]))
+        want = min(self.max_chain, max(min_goals, rng.choices([1, 2, 3], weights=self.LENGTH_WEIGHTS[refusal])[0]))
         while len(goals) < want:
             prev = goals[-1].op
             succ = []
@@ -186,7 +193,7 @@ class TaskGenerator:
                 succ.append((op, label))
             if not succ:
                 break
-            op, label = rng.choices(succ, weights=[self._weight(o) for o, _ in succ])[0]
+            op, label = rng.choices(succ, weights=[self._weight(o, refusal) for o, _ in succ])[0]
             # follow the data edge only for key parameters (ids), which the user could not know yet
             keys = {lk.key.name for lk in op_lookups(op) if isinstance(lk.key, X.Param)}
             fixed = {p: f for p, f in label.items() if p in keys and rng.random() < 0.8}
@@ -195,8 +202,27 @@ class TaskGenerator:
 
     PLAIN_WEIGHT = 0.1  # the draw weight of an operation with nothing refusable, against 1
 
-    def _weight(self, op: Operation) -> float:
-        return 1.0 if self._refusable(op) else self.PLAIN_WEIGHT
+    def _p_staff(self, refusal: bool) -> float:
+        """The share of staff tasks, nudged as :meth:`_weight` nudges operations: staff requests must
+        not be more (or less) often refused than customers' requests."""
+        if self.p_staff in (0.0, 1.0):
+            return self.p_staff
+        ref, done = self._actors[True], self._actors[False]
+        r = (ref["staff"] + 1) / (sum(ref.values()) + 2)
+        c = (done["staff"] + 1) / (sum(done.values()) + 2)
+        odds = self.p_staff / (1 - self.p_staff) * min(3.0, max(1 / 3, (c / r) if refusal else (r / c)))
+        return odds / (1 + odds)
+
+    def _weight(self, op: Operation, refusal: bool = False) -> float:
+        """Draw weight of ``op`` as a goal. An operation that can never be refused is drawn less often,
+        and each operation is drawn more for the kind of task (refusal or not) it has been in less so
+        far in this run: when refusals and other tasks act through different operations, the request
+        alone gives refusals away (bench/validity.py, refusal_auc)."""
+        base = 1.0 if self._refusable(op) else self.PLAIN_WEIGHT
+        ref, done = self._seen[True], self._seen[False]
+        r = (ref[op.name] + 0.5) / (sum(ref.values()) + 1)
+        c = (done[op.name] + 0.5) / (sum(done.values()) + 1)
+        return base * min(5.0, max(0.2, (c / r) if refusal else (r / c)))
 
     def _refusable(self, op: Operation) -> list[int]:
         out = []
@@ -473,8 +499,8 @@ class TaskGenerator:
         r1, r2 = rng.random(), rng.random()
         refusal = r1 < self.p_refusal if refusal is None else refusal
         distract = r2 < self.p_distractors if distract is None else distract
-        actor = "staff" if self.pools["staff"] and rng.random() < self.p_staff else "customer"
-        goals = self._pick_goals(rng, min_goals, actor)
+        actor = "staff" if self.pools["staff"] and rng.random() < self._p_staff(refusal) else "customer"
+        goals = self._pick_goals(rng, min_goals, actor, refusal)
         if refusal:  # end the chain at the last goal whose refusal the user can be shown
             last = max((i for i, g in enumerate(goals) if self._refusable(g.op)), default=None)
             if last is None:
@@ -659,8 +685,13 @@ class TaskGenerator:
         """A value any agent could name without looking: an enum value or a boolean of the domain."""
         return isinstance(value, bool) or (isinstance(value, str) and value in self._enum_values)
 
-    STAFF_NAMES = ("Sam Patel", "Jo Kowalski", "Alex Moreno", "Priya Shah", "Chris Okafor", "Dana Lindqvist",
-                   "Lee Tanaka", "Morgan Reyes", "Ravi Nair", "Kim Fischer", "Tess Adeyemi", "Noel Duarte")
+    # staff names: many, so that no name comes with one kind of request
+    STAFF_FIRST = ("Sam", "Jo", "Alex", "Priya", "Chris", "Dana", "Lee", "Morgan", "Ravi", "Kim", "Tess", "Noel",
+                   "Ana", "Ben", "Carla", "Dev", "Elif", "Femi", "Gita", "Hugo", "Ines", "Jonas", "Kofi", "Lena",
+                   "Marco", "Nadia", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Viktor", "Wen", "Yara")
+    STAFF_LAST = ("Patel", "Kowalski", "Moreno", "Shah", "Okafor", "Lindqvist", "Tanaka", "Reyes", "Nair", "Fischer",
+                  "Adeyemi", "Duarte", "Berg", "Castro", "Dubois", "Eriksen", "Fontaine", "Gallo", "Haddad", "Ito",
+                  "Jansen", "Kaur", "Lopez", "Mensah", "Novak", "Olsen", "Park", "Quispe", "Rossi", "Silva")
 
     def _noun(self, label: str) -> str:
         """The noun for a value's label ("riders.balance" -> "balance", "loans.due_on" -> its label)."""
@@ -746,7 +777,7 @@ class TaskGenerator:
         closing = rng.choice(W.CLOSINGS).format(nouns=W.join_nouns(asks)) if asks else ""
         if actor == "staff":
             staff = self.schema.staff or "member of staff"
-            name = rng.choice(self.STAFF_NAMES)
+            name = f"{rng.choice(self.STAFF_FIRST)} {rng.choice(self.STAFF_LAST)}"
             opening = rng.choice(W.STAFF_OPENINGS).format(name=name, role=staff, a_role=with_article(staff))
             persona_text = f"{name}, {with_article(staff)} (staff)"
         elif persona and c is not None:
@@ -805,6 +836,8 @@ class TaskGenerator:
             stats.verified += 1
             stats.with_distractors += task.has_distractors
             stats.refusals += task.is_refusal
+            self._seen[task.is_refusal].update(s.tool for s in task.chain if s.role == "goal")
+            self._actors[task.is_refusal][task.scenario.actor] += 1
             stats.max_chain = max(stats.max_chain, len(task.chain))
             stats.chain_lengths[len(task.chain)] += 1
         stats.seconds = time.perf_counter() - t0

@@ -191,7 +191,7 @@ def shop():
 
 def only(gen: TaskGenerator, name: str):
     """Make every attempt of ``gen`` a single-goal chain of operation ``name``."""
-    gen._pick_goals = lambda rng, min_goals=1, actor="customer": [Goal(gen.ops[name], {}, {})]
+    gen._pick_goals = lambda rng, min_goals=1, actor="customer", refusal=False: [Goal(gen.ops[name], {}, {})]
     return gen
 
 

@@ -59,7 +59,7 @@ def force_goals(gen, monkeypatch, ops: list[str], violate: int | None = None,
                 fixed: dict[int, dict[str, str]] | None = None) -> None:
     """Attempts get the goals ``ops`` in this order (``fixed``: goal -> {param: output field of the
     previous goal}); with ``violate``, a refusal makes that requirement of the last goal false."""
-    monkeypatch.setattr(gen, "_pick_goals", lambda rng, min_goals=1, actor="customer": [
+    monkeypatch.setattr(gen, "_pick_goals", lambda rng, min_goals=1, actor="customer", refusal=False: [
         Goal(gen.ops[name], {}, dict((fixed or {}).get(i, {}))) for i, name in enumerate(ops)])
     if violate is not None:
         monkeypatch.setattr(gen, "_refusable", lambda op: [violate] if op.name == ops[-1] else [])
@@ -457,8 +457,9 @@ def test_generate_numbers_attempts_and_counts_what_it_kept(gen, monkeypatch):
 def fake_task(index: int, *, length: int = 1, refusal: bool = False, distractors: bool = False,
               args: dict | None = None) -> SimpleNamespace:
     """What generate reads of a task: its chain (tools and arguments) and its expansion."""
-    step = SimpleNamespace(tool="top_up_balance", args=args if args is not None else {"attempt": index})
-    return SimpleNamespace(chain=[step] * length, is_refusal=refusal, has_distractors=distractors)
+    step = SimpleNamespace(tool="top_up_balance", args=args if args is not None else {"attempt": index}, role="goal")
+    return SimpleNamespace(chain=[step] * length, is_refusal=refusal, has_distractors=distractors,
+                           scenario=SimpleNamespace(actor="customer"))
 
 
 class Script:
@@ -529,9 +530,9 @@ def test_generate_counts_every_failed_attempt_by_its_reason(bike_domain, runtime
                                           long_reason[:120]: 1})
 
 
-@pytest.mark.parametrize("n, max_attempts, attempted", [(2, None, 16), (3, None, 24), (4, 5, 5)])
+@pytest.mark.parametrize("n, max_attempts, attempted", [(2, None, 40), (3, None, 60), (4, 5, 5)])
 def test_generate_stops_after_its_attempts(bike_domain, runtime, monkeypatch, n, max_attempts, attempted):
-    """At most 8 attempts per task asked for, or max_attempts."""
+    """At most 20 attempts per task asked for, or max_attempts."""
     gen = TaskGenerator(bike_domain, runtime, seed=0)
     script = Script(lambda i, r, d, m: Drop("could not build a state for the goal"))
     monkeypatch.setattr(gen, "attempt", script)
