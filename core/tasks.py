@@ -417,8 +417,10 @@ class TaskGenerator:
                         if tool and rng.random() < 0.85:
                             pref = self._refer_by(db, c.name, persona[c.primary_key], persona, rng)
                             said = _human(val) if d.type == "enum" else val
-                            if d.type == "enum" and rng.random() < 0.5:
+                            if d.type == "enum" and "status" in d.name:
                                 phrase = f"my {noun} that is {said}"
+                            elif d.type == "enum" and rng.random() < 0.7:  # "my week pass"
+                                phrase = f"my {said} {noun}"
                             else:
                                 phrase = rng.choice((f"my {noun} whose {d.noun} is {said}",
                                                      f"my {noun} with {d.noun} {said}"))
@@ -517,6 +519,7 @@ class TaskGenerator:
         refs: dict[tuple[int, str], Ref] = {}
         for gi, g in enumerate(goals):
             key_tables = {lk.key.name: lk.table for lk in op_lookups(g.op) if isinstance(lk.key, X.Param)}
+            own_ids = {p for p, t in key_params(self.schema, g.op.spec) if self.customer and t == self.customer.name}
             for p in g.op.spec.params:
                 v = g.args.get(p.name)
                 if p.name in g.fixed:
@@ -529,6 +532,9 @@ class TaskGenerator:
                                              f"the {noun} you just created" if made else f"the same {noun}", "step")
                 elif p.name in key_tables:
                     refs[(gi, p.name)] = self._refer(db, key_tables[p.name], v, persona, rng)
+                elif p.name in own_ids and persona is not None and v == persona[self.customer.primary_key]:
+                    # the user's own customer id, which they do not know: "me" (found by their email)
+                    refs[(gi, p.name)] = self._refer(db, self.customer.name, v, persona, rng)
                 elif v is not None:
                     said = _human(v) if p.enum else str(v)  # the user says "flat tire", the tool takes flat_tire
                     refs[(gi, p.name)] = Ref(said, "user", known={p.name: v})

@@ -136,10 +136,10 @@ def test_the_sample_domain_table_names_every_blueprint_with_its_title():
 # ---------------------------------------------------------------------- docs/tasks.md: the task examples
 
 
-def test_the_example_task_is_bike_rental_0_00014_as_printed(session):
+def test_the_example_task_is_bike_rental_0_00016_as_printed(session):
     doc = json.loads(example(TASKS_MD, "An example"))
     got = session["tasks"][doc["id"]]
-    assert doc["id"] == "bike_rental-0-00014"
+    assert doc["id"] == "bike_rental-0-00016"
     # the one abridgement: the inserted payments row of `diff` repeats `expected` and is cut to "…"
     (cut,) = doc["ground_truth"]["diff"]["payments"]["inserted"]
     assert cut == {"payment_id": "PAY-0051", "…": "…"}
@@ -150,16 +150,17 @@ def test_the_example_task_is_bike_rental_0_00014_as_printed(session):
 
 def test_the_example_task_scores_only_on_the_right_pass(session):
     """docs/tasks.md: "Refunding PSS-0027 ... or the month pass gives 0"; the right pass gives 1."""
+    assert "Refunding `PSS-0027`, the other Kimberly's account or the month pass gives 0" in TASKS_MD
     script = """
 import json, sys
 from core.env import DomainRuntime, Environment
 from core.store import Workspace
 from core.tasks import oracle_messages
 ws = Workspace(sys.argv[1])
-task = next(t for t in ws.load_tasks("bike_rental") if t.id == "bike_rental-0-00014")
+task = next(t for t in ws.load_tasks("bike_rental") if t.id == "bike_rental-0-00016")
 env = Environment(DomainRuntime(ws.load_domain("bike_rental")))
 out = {}
-for pass_id in ("PSS-0013", "PSS-0027", "PSS-0026"):
+for pass_id in ("PSS-0004", "PSS-0027", "PSS-0026"):
     env.reset(task)
     for s in task.chain:
         env.step({"name": s.tool, "arguments": {**s.args, "pass_id": pass_id} if s.tool == "refund_pass" else s.args})
@@ -167,41 +168,40 @@ for pass_id in ("PSS-0013", "PSS-0027", "PSS-0026"):
 print(json.dumps(out))
 """
     got = json.loads(run(sys.executable, "-c", script, str(session["ws"])).stdout)
-    assert got == {"PSS-0013": 1.0, "PSS-0027": 0.0, "PSS-0026": 0.0}
+    assert got == {"PSS-0004": 1.0, "PSS-0027": 0.0, "PSS-0026": 0.0}
 
 
 def test_the_identification_examples_come_from_this_run(session):
     section = TASKS_MD[TASKS_MD.index("### `identifications`"):TASKS_MD.index("## What the agent sees")]
     phrases = re.findall(r'"((?:the|my) [^"]+)"', section)
     idents = [json.loads(" ".join(s.split())) for s in re.findall(r"`(\{\"table\".*?\})`", section, re.S)]
-    assert phrases == ["the bike with serial BK80662-FH", "my pass whose kind is day"]
-    assert idents == [{"table": "bikes", "filters": {"serial": "BK80662-FH"}, "target": "BK-0039"},
-                      {"table": "passes", "filters": {"rider_id": "RDR-0019", "kind": "day"}, "target": "PSS-0013"}]
+    assert phrases == ["the bike with serial BK48954-RA", "my day pass"]
+    assert idents == [{"table": "bikes", "filters": {"serial": "BK48954-RA"}, "target": "BK-0008"},
+                      {"table": "passes", "filters": {"rider_id": "RDR-0004", "kind": "day"}, "target": "PSS-0004"}]
     found = {}
     for phrase, ident in zip(phrases, idents, strict=True):
         found[phrase] = [tid for tid, t in session["tasks"].items()
                          if ident in t["identifications"] and phrase in t["scenario"]["instruction"]]
-    assert found == {"the bike with serial BK80662-FH": ["bike_rental-0-00025"],
-                     "my pass whose kind is day": ["bike_rental-0-00014"]}
+    assert found == {"the bike with serial BK48954-RA": ["bike_rental-0-00015"],
+                     "my day pass": ["bike_rental-0-00016"]}
 
 
-def test_the_refusal_example_is_bike_rental_0_00010(session):
-    said = re.search(r"a colleague asks: \"(.*?)\" The chain", " ".join(TASKS_MD.split()), re.S).group(1)
-    t = session["tasks"]["bike_rental-0-00010"]
+def test_the_refusal_example_is_bike_rental_0_00014(session):
+    text = " ".join(TASKS_MD.split())
+    said = re.search(r"Paul says: \"(.*?)\" The chain", text, re.S).group(1)
+    t = session["tasks"]["bike_rental-0-00014"]
     assert t["scenario"]["instruction"] == said
-    assert said.startswith("I would like to first close station STN-0007, then move the bike with serial BK02106-DF")
+    # a refusal reads like any other request: nothing in it says it may fail
+    assert "not possible" not in said and "blocking" not in said
     assert [(s["tool"], s["role"], s["expect"]) for s in t["chain"]] == [
-        ("close_station", "goal", "ok"), ("find_bike_by_serial", "lookup", "ok"),
-        ("move_bike", "goal", "precondition")]
-    assert t["chain"][2]["sources"]["station_id"] == "step"
+        ("find_rider_by_email", "lookup", "ok"), ("list_passes_by_rider", "lookup", "ok"),
+        ("refund_pass", "goal", "precondition")]
     assert t["ground_truth"]["outcome"] == "refused"
-    assert t["expansion"] == ["extended", "refusal", "distractors"]
-    expected = t["ground_truth"]["expected"]
-    assert (expected["inserted"], expected["deleted"], list(expected["updated"])) == ({}, {}, ["stations"])
-    assert list(expected["updated"]["stations"]) == ["STN-0007"]
-    assert expected["updated"]["stations"]["STN-0007"]["status"] == "closed"
+    assert t["expansion"] == ["refusal", "distractors"]
+    assert t["ground_truth"]["expected"] == {"inserted": {}, "updated": {}, "deleted": {}}
     assert [(v["value"], v["label"], v["why"]) for v in t["ground_truth"]["communicate"]] == [
-        ("closed", "stations.status", "result of close_station"), ("repair", "bikes.status", "what blocks the request")]
+        ("2026-02-14", "passes.valid_until", "what blocks the request")]
+    assert "the pass ran out on 2026-02-14" in text
 
 
 # ---------------------------------------------------------------------- README: the Python API for trainers
@@ -213,7 +213,7 @@ def test_the_python_api_snippet_runs_as_written(session):
     code = "\n".join(blocks).replace('"/tmp/ws"', repr(str(session["ws"])))
     lines = run(sys.executable, "-c", code).stdout.splitlines()
     tasks = [session["tasks"][i] for i in session["order"]]
-    first = tasks[0]
+    first = next(t for t in tasks if t["ground_truth"]["outcome"] == "completed")
     assert len(lines) == 6, lines
     assert lines[0] == f"39 tools; {first['scenario']['instruction']}"
     assert lines[1] == "1.0 []"
