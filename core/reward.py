@@ -285,6 +285,21 @@ def agent_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "assistant")
 
 
+def _is_call(m: dict[str, Any]) -> bool:
+    return m.get("role") == "tool" or bool(m.get("tool_call") or m.get("tool_calls"))
+
+
+def report_text(messages: list[dict[str, Any]]) -> str:
+    """What the agent said after its last tool call: its report of the outcome, which the claims are
+    judged on. A remark before acting ("I can't rent you a bike without your email") or an earlier
+    failure ("I could not find your account") is not a claim about the outcome. When nothing
+    follows the last call, every assistant message counts."""
+    last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and _is_call(m)), default=-1)
+    after = [m for m in messages[last + 1:] if isinstance(m, dict)]
+    return agent_text(after) if any(m.get("role") == "assistant" and m.get("content") for m in after) \
+        else agent_text(messages)
+
+
 def evaluate(schema: DomainSchema, db: Any, expected: Expected, required: list[RequiredValue],
              messages: list[dict[str, Any]], outcome: str | None = None, goals: Sequence[str] = ()) -> Reward:
     """The reward of a finished episode. With ``outcome`` ("completed" or "refused") and the goals'
@@ -296,7 +311,7 @@ def evaluate(schema: DomainSchema, db: Any, expected: Expected, required: list[R
     claims: list[str] = []
     if outcome is not None:
         values = tuple(str(r.value) for r in required if isinstance(r.value, str))
-        claims = check_claims(claim_rules(outcome, tuple(goals), values), text)
+        claims = check_claims(claim_rules(outcome, tuple(goals), values), report_text(messages))
     reasons += claims
     ok_state, ok_comm, ok_claims = not mism, not missing, not claims
     return Reward(reward=1.0 if ok_state and ok_comm and ok_claims else 0.0, state_ok=ok_state,

@@ -161,3 +161,41 @@ def test_a_question_about_the_refused_goal_is_no_claim():
     assert check_claims(rules, "I could not book the pickup. It was booked before today.") == [
         "the agent claimed the refused goal (book a pickup for parcel {parcel_id}) was done: "
         "'it was booked before today'"]
+
+
+# ---------------------------------------------------------------------- claims are judged on the report
+
+
+def episode(env, task, before: str, after: str) -> list[dict]:
+    """The agent says ``before``, replays the chain as tool calls, then reports ``after``."""
+    env.reset(task)
+    msgs = [{"role": "user", "content": task.scenario.instruction}, {"role": "assistant", "content": before}]
+    for s in task.chain:
+        call = {"name": s.tool, "arguments": s.args}
+        msgs.append({"role": "assistant", "content": None, "tool_call": call})
+        msgs.append({"role": "tool", "name": s.tool, "content": env.step(call)})
+    msgs.append({"role": "assistant", "content": after})
+    return msgs
+
+
+def test_a_remark_before_acting_is_no_claim_about_the_outcome(generated, completed):
+    """"I can't rent you a bike without your email" before renting it is not "the rental failed"."""
+    runtime, _ = generated
+    env = Environment(runtime)
+    for task in completed[:8]:
+        verb, _, obj = words(runtime, goals(task)[0])
+        before = f"I can not {verb} the {obj} without your email. What is your email?"
+        assert env.evaluate(episode(env, task, before, "Done. " + values(task))).reward == 1.0, task.id
+        # the same words in the report are a claim: the goal was reported as not done
+        assert env.evaluate(episode(env, task, "Let me check.", f"I could not {verb} the {obj}. " + values(task))
+                            ).reward == 0.0, task.id
+
+
+def test_a_refusal_must_be_said_in_the_report_not_in_an_earlier_remark(generated, refusals):
+    runtime, _ = generated
+    env = Environment(runtime)
+    for task in refusals:
+        assert env.evaluate(episode(env, task, "Let me look.", "I could not do that. " + values(task))).reward == 1.0
+        # "could not" said before acting, then a report that does not say it could not be done
+        msgs = episode(env, task, "I could not find your account at first; one moment.", "Here: " + values(task))
+        assert env.evaluate(msgs).reward == 0.0, task.id
