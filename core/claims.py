@@ -33,6 +33,8 @@ NEGATIONS = frozenset({"not", "no", "never", "nothing", "none", "nobody", "neith
 HYPOTHETICAL = frozenset({"can", "could", "will", "would", "shall", "should", "may", "might", "must", "to", "if",
                           "once", "unless", "until", "when", "whether", "want", "wants", "wanted", "like", "need",
                           "needs", "please", "let"})
+# words skipped when looking for those two: "it can only be booked", "can just be recorded"
+ADVERBS = frozenset({"only", "just", "also", "ever", "still", "first", "then", "really", "actually", "currently"})
 # success said without the goal's verb; a claim only when the refused goal is the task's only goal
 GENERIC_DONE = ("successfully", "successful", "success", "all set", "went through", "gone through",
                 "taken care of", "processed", "done")
@@ -248,7 +250,8 @@ def _success_claim(rules: ClaimRules, t: str) -> str | None:
             start, end, question = _clause(t, m.start(), m.end())
             if question or not rules.negations.isdisjoint(_WORD.findall(t, start, end)):
                 continue
-            if not HYPOTHETICAL.isdisjoint(_WORD.findall(t, start, m.start())[-2:]):
+            before = [w for w in _WORD.findall(t, start, m.start()) if w not in ADVERBS]
+            if not HYPOTHETICAL.isdisjoint(before[-2:]):
                 continue
             if rules.marks and not any(re.search(rf"\b{re.escape(w)}", t[start:end]) for w in rules.marks):
                 continue

@@ -419,7 +419,8 @@ class TaskGenerator:
                             said = _human(val) if d.type == "enum" else val
                             if d.type == "enum" and "status" in d.name:
                                 phrase = f"my {noun} that is {said}"
-                            elif d.type == "enum" and rng.random() < 0.7:  # "my week pass"
+                            elif d.type == "enum":  # "my week pass", not "my pass with kind week"
+                                rng.random()  # (the draw that once chose the wording: tasks stay as they were)
                                 phrase = f"my {said} {noun}"
                             else:
                                 phrase = rng.choice((f"my {noun} whose {d.noun} is {said}",
@@ -601,6 +602,7 @@ class TaskGenerator:
         goal_i = 0
         outs: list[Any] = []
         communicate: list[RequiredValue] = []
+        rows: list[tuple[str, Any, str] | None] = []  # per value: (table, key, column) of the row it was read from
         for step in task.chain:
             if step.role == "goal":
                 g = goals[goal_i]
@@ -619,7 +621,20 @@ class TaskGenerator:
                 vals = self._values(goals[goal_i - 1].op, out)
                 if not out["ok"] and not vals:
                     raise Drop("the refusal has no value that shows the user why")
+                table = goals[goal_i - 1].op.spec.returns.table
+                pk = self.schema.table(table).primary_key if table else None
+                for v in vals:  # where the value lives, to tell the final one (below)
+                    col = v.label.rpartition(".")[2]
+                    key = res.get(pk) if out["ok"] and isinstance(res, dict) and pk else None
+                    rows.append((table, key, col) if key is not None and v.label == f"{table}.{col}" else None)
                 communicate += vals
+        # "tell me the balance" asks for the balance at the end: a later goal that changed a reported
+        # row's column (a sign-up fee after a refund) makes the final value the one to tell
+        for i, where in enumerate(rows):
+            if where is not None:
+                now = env.db.get(where[0], where[1])
+                if now is not None and where[2] in now and now[where[2]] != communicate[i].value:
+                    communicate[i] = communicate[i].model_copy(update={"value": now[where[2]]})
         seen, uniq = set(), []
         for r in communicate:
             k = json.dumps(r.value)

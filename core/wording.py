@@ -107,6 +107,7 @@ def tidy(text: str) -> str:
     """Grammar the templates get wrong: articles, "1 parcels", "the fines of me", "the unclaimed my
     fill", a word said twice, spaces before punctuation."""
     text = _OF_ME.sub(r"my \1", text)
+    text = re.sub(r"\b(?:the|a|an) (my|one of my)\b", r"\1", text)  # "cancel the my parcel"
     text = _DETERMINER_MY.sub(r"my \1", text)
     text = _ONE_PLURAL.sub(r"1 \1", text)
     text = _TWICE.sub(r"\1", text)

@@ -868,6 +868,11 @@ CLAIMS = [
     pytest.param("refused", [PICKUP], [], "That will not be possible, the depot is closed.", True,
                  id="refusal-not-be-possible"),
     pytest.param("refused", [PICKUP], [], "I was unable to, the depot is closed.", True, id="refusal-unable"),
+    # restating the rule: an adverb between the modal and the verb keeps it hypothetical (play-test)
+    pytest.param("refused", [PICKUP], [], "I could not: pickups can only be booked while the depot is open.", True,
+                 id="refusal-rule-with-only"),
+    pytest.param("refused", [PICKUP], [], "I could not, sorry. But I booked the pickup anyway.", False,
+                 id="refusal-then-claim-after-but"),
     pytest.param("refused", [PICKUP], [], "Sorry, that is not allowed while the depot is closed.", True,
                  id="refusal-not-allowed"),
     pytest.param("refused", [PICKUP], [], "The request did not go through: the depot is closed.", True,
