@@ -234,6 +234,7 @@ class TaskGenerator:
     def _arrange(self, rng: random.Random, goals: list[Goal], refusal: bool) -> DomainDB:
         """An initial state in which every goal runs (the last one forbidden for a refusal)."""
         db = self._db()
+        owner = None  # the one customer whose rows the goals so far act on
         for gi, g in enumerate(goals):
             last = gi == len(goals) - 1
             violate = None
@@ -248,7 +249,7 @@ class TaskGenerator:
             arr = Arranger(sim, self.factory, self.ctx, rng).bind(g.op)
             fixed_vals = {p: prev[-1][f] for p, f in g.fixed.items()} if gi else {}
             sim.mark()
-            args = arr.choose_args(g.op, fixed_vals)
+            args = arr.choose_args(g.op, {**self._owned_keys(sim, db, g.op, owner, fixed_vals, rng), **fixed_vals})
             got = arr.arrange(g.op, args, violate=violate)
             if got is None:
                 raise Drop("could not build a state for the goal")
@@ -261,9 +262,29 @@ class TaskGenerator:
             self.factory.repair(sim, rounds=3, changed_only=True,
                                 keep=lambda sim=sim, op=g.op, got=got, v=violate: self._requirements_hold(sim, op, got, v))
             g.args = got
+            if owner is None and self.customer is not None:
+                found = set().union(*(self.ownership.owner_of(sim, t, k) for t, k in self._acted_on(g, sim)))
+                owner = next(iter(found)) if len(found) == 1 else None
             self._port(sim, db)
             sim.close()
         return db
+
+    def _owned_keys(self, db: DomainDB, initial: DomainDB, op: Operation, owner: Any, fixed: dict[str, Any],
+                    rng: random.Random) -> dict[str, Any]:
+        """For a later goal, rows of the customer the earlier goals act on, where there are any: a
+        task is one customer's, and a random row of another customer's would only be dropped. Rows
+        an earlier goal creates are left to the data edges (arranging may not change them)."""
+        if owner is None:
+            return {}
+        out = {}
+        for p, table in key_params(self.schema, op.spec):
+            if p in fixed:
+                continue
+            cands = [k for k in initial.keys(table)
+                     if db.get(table, k) is not None and self.ownership.owner_of(db, table, k) == {owner}]
+            if cands:
+                out[p] = rng.choice(cands)
+        return out
 
     def _requirements_hold(self, db: DomainDB, op: Operation, args: dict[str, Any], violate: int | None) -> bool:
         """Every requirement of ``op`` holds for ``args`` in ``db``, except ``violate``, which fails."""
