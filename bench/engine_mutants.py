@@ -29,83 +29,83 @@ ROOT = Path(__file__).resolve().parent.parent
 # name: (file, old text, new text, what the bug does)
 MUTANTS: dict[str, tuple[str, str, str, str]] = {
     "reward_roles": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         'for m in messages if m.get("role") == "assistant")',
         "for m in messages)",
         "every message role counts as telling the user (an agent that never speaks scores)"),
     "reward_null_equals_anything": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         "return expected is None and actual is None",
         "return True",
         "null equals any value"),
     "reward_deletions_unchecked": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         "                if actual is not None:\n                    reasons.append(f\"{t.name}[{key}]: should have been deleted\")",
         "                if False:\n                    reasons.append(f\"{t.name}[{key}]: should have been deleted\")",
         "expected deletions are not checked"),
     "reward_money_tolerance": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         "return abs(float(expected) - float(actual)) < 0.005",
         "return abs(float(expected) - float(actual)) < 0.05",
         "money tolerance 0.005 -> 0.05"),
     "reward_digits_in_ids": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         '_NUMBER = re.compile(r"(?<![\\w.\\-])-?\\d[\\d,]*(?:\\.\\d+)?(?!\\w|\\.\\d|-\\d)")',
         '_NUMBER = re.compile(r"-?\\d[\\d,]*(?:\\.\\d+)?")',
         "digits inside ids and dates count as stated numbers (RDR-0030 mentions 30)"),
     "reward_bool_substring": (
-        "core/reward.py",
+        "core/evaluation/reward.py",
         'return ("yes" if value else "no") in words or ("true" if value else "false") in words',
         'return ("yes" if value else "no") in text.casefold() or ("true" if value else "false") in words',
         "booleans matched as substrings (\"no\" inside \"not\" or \"know\")"),
     "db_last_preimage": (
-        "core/db.py",
+        "core/data/db.py",
         "        if key not in pre:\n            pre[key] = self.get(table, key) if existed else None",
         "        if True:\n            pre[key] = self.get(table, key) if existed else None",
         "the undo log keeps the last pre-image instead of the first"),
     "env_calls_not_cleared": (
-        "core/env.py",
+        "core/runtime/env.py",
         "        self.task = task\n        self.calls = []\n",
         "        self.task = task\n",
         "env.calls is not cleared on reset"),
     "env_rejected_tools_loaded": (
-        "core/env.py",
+        "core/runtime/env.py",
         'if rec.status == "passed":',
         "if rec.implementation.source:",
         "rejected tools are loaded into the runtime and offered to agents"),
     "sandbox_real_modules": (
-        "core/sandbox.py",
+        "core/runtime/sandbox.py",
         "    mod = _proxy(name)\n",
         "    mod = __import__(name)\n",
         "tool code gets the real modules, not the stand-ins (json.codecs.open reads files)"),
     "tasks_distractors_unchecked": (
-        "core/tasks.py",
+        "core/tasks/generator.py",
         "ok = self._identified(db, idents)",
         "ok = True",
         "distractors are not re-checked for uniqueness"),
     "tasks_duplicate_chains": (
-        "core/tasks.py",
+        "core/tasks/generator.py",
         "if sig in sigs:",
         "if False:",
         "duplicate chains are kept"),
     "graph_add_enables_less": (
-        "core/graph.py",
+        "core/synthesis/graph.py",
         'if how == "+=" and node.op in (">", ">=", "!="):',
         'if how == "+=" and node.op in (">", ">=", "!=", "<"):',
         "+= is taken to enable a < requirement"),
     "graph_data_edges_untyped": (
-        "core/graph.py",
+        "core/synthesis/graph.py",
         ' and (pcol.type in ("id", "ref") and wcol.type in ("id", "ref"))',
         "",
         "data edges without the id/ref type check"),
     # these two were caught before the tests issue; kept so they stay caught
     "env_reset_by_task_id": (
-        "core/taskmodel.py",
+        "core/data/taskmodel.py",
         'key = self._state_key = (id(self.initial), f"{self.id}:{digest}")',
         'key = self._state_key = (id(self.initial), f"{self.id}")',
         "reset keyed by task id instead of state key"),
     "tasks_guessable_kept": (
-        "core/tasks.py",
+        "core/tasks/generator.py",
         "raise Drop(\"nothing to check but values that could be guessed\")",
         "pass",
         "tasks whose only check is a guessable value are kept"),

@@ -9,7 +9,7 @@ when a test fails, times out or crashes. Mutants listed in ``bench/equivalent_mu
     make mutants                                   # the whole run, then the scores
     .venv/bin/python bench/engine_mutation.py      # the same
     .venv/bin/python bench/engine_mutation.py --scores-only   # re-score the last run
-    .venv/bin/python bench/engine_mutation.py core/graph.py   # one module
+    .venv/bin/python bench/engine_mutation.py core/synthesis/graph.py   # one module
 
 mutmut keeps its work in ``mutants/`` (git-ignored) and re-tests only what changed since the last
 run. The last line printed is ``{"modules": {path: {"mutants", "killed", "equivalent", "score"}}}``.
@@ -30,15 +30,15 @@ EQUIVALENT = ROOT / "bench" / "equivalent_mutants.txt"
 # module -> the functions scored (None: all of them). Task generation is big; what the issue asks
 # to be mutation-tested is its verification: the ground truth, the checks and the de-duplication.
 MODULES: dict[str, tuple[str, ...] | None] = {
-    "core/reward.py": None,
-    "core/claims.py": None,
-    "core/db.py": None,
-    "core/env.py": None,
-    "core/graph.py": None,
-    "core/sandbox.py": None,
-    "core/tasks.py": ("_record", "_identified", "_guessable", "_values", "generate", "oracle_messages"),
+    "core/evaluation/reward.py": None,
+    "core/evaluation/claims.py": None,
+    "core/data/db.py": None,
+    "core/runtime/env.py": None,
+    "core/synthesis/graph.py": None,
+    "core/runtime/sandbox.py": None,
+    "core/tasks/generator.py": ("_record", "_identified", "_guessable", "_values", "generate", "oracle_messages"),
 }
-TARGETS = {"core/reward.py": 0.95}  # the rest: 0.85
+TARGETS = {"core/evaluation/reward.py": 0.95}  # the rest: 0.85
 DETECTED = {1, 3, 24, -24, 152, 255, 36, -11, -9}  # failed, pytest error, timeout, crash
 
 
@@ -86,7 +86,7 @@ def score(modules: list[str]) -> dict:
         total = len(codes) - equiv - len(unchecked)
         s = killed / total if total else 0.0
         target = TARGETS.get(m, 0.85)
-        print(f"{m:18} {killed:4}/{total:<4} killed  {equiv:3} equivalent  score {s:.3f}  "
+        print(f"{m:26} {killed:4}/{total:<4} killed  {equiv:3} equivalent  score {s:.3f}  "
               f"{'ok' if s >= target else 'BELOW ' + str(target)}"
               + (f"  ({len(unchecked)} not checked)" if unchecked else ""))
         for k in survivors:

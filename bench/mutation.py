@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.blueprint import load_blueprint  # noqa: E402
-from core.codegen import compile_operation  # noqa: E402
-from core.context import ToolContext  # noqa: E402
-from core.db import DomainDB  # noqa: E402
-from core.proctest import CaseBuilder, test_tool  # noqa: E402
-from core.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many  # noqa: E402
-from core.seed import RowFactory  # noqa: E402
+from core.data.db import DomainDB  # noqa: E402
+from core.data.seed import RowFactory  # noqa: E402
+from core.runtime.context import ToolContext  # noqa: E402
+from core.runtime.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many  # noqa: E402
+from core.spec.blueprint import load_blueprint  # noqa: E402
+from core.synthesis.codegen import compile_operation  # noqa: E402
+from core.synthesis.proctest import CaseBuilder, test_tool  # noqa: E402
 
 FLIP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt}
 EDGE = {ast.GtE: ast.Gt, ast.Gt: ast.GtE, ast.LtE: ast.Lt, ast.Lt: ast.LtE}

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.blueprint import load_blueprint  # noqa: E402
-from core.env import DomainRuntime, Environment  # noqa: E402
-from core.seed import RowFactory  # noqa: E402
-from core.synth import synthesize  # noqa: E402
-from core.tasks import TaskGenerator, oracle_messages  # noqa: E402
+from core.data.seed import RowFactory  # noqa: E402
+from core.runtime.env import DomainRuntime, Environment  # noqa: E402
+from core.spec.blueprint import load_blueprint  # noqa: E402
+from core.synthesis.synth import synthesize  # noqa: E402
+from core.tasks.generator import TaskGenerator, oracle_messages  # noqa: E402
 
 
 def trim() -> None:

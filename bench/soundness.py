@@ -34,14 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.blueprint import load_blueprint  # noqa: E402
-from core.claims import intent_object, intent_verb, past_forms  # noqa: E402
-from core.env import DomainRuntime, Environment  # noqa: E402
-from core.reward import value_mentioned  # noqa: E402
-from core.sandbox import Limits, run_isolated_many  # noqa: E402
-from core.store import Workspace  # noqa: E402
-from core.synth import synthesize_many  # noqa: E402
-from core.tasks import TaskGenerator, oracle_messages  # noqa: E402
+from core.data.store import Workspace  # noqa: E402
+from core.evaluation.claims import intent_object, intent_verb, past_forms  # noqa: E402
+from core.evaluation.reward import value_mentioned  # noqa: E402
+from core.runtime.env import DomainRuntime, Environment  # noqa: E402
+from core.runtime.sandbox import Limits, run_isolated_many  # noqa: E402
+from core.spec.blueprint import load_blueprint  # noqa: E402
+from core.synthesis.synth import synthesize_many  # noqa: E402
+from core.tasks.generator import TaskGenerator, oracle_messages  # noqa: E402
 
 
 def column_values(domain, task) -> dict[str, list]:
@@ -253,8 +253,8 @@ def perturbations(task, tasks, rng, values: dict[str, list] | None = None, wrong
 
 
 def check_domain(report, domain_json: str, tasks_json: list[str], seed: int) -> dict:
-    from core.models import Domain
-    from core.taskmodel import Task
+    from core.data.models import Domain
+    from core.data.taskmodel import Task
 
     domain = Domain.model_validate_json(domain_json)
     tasks = [Task.model_validate_json(t) for t in tasks_json]

@@ -10,7 +10,7 @@ Measures what the "valid tasks" work has to fix (the numbers are expected to be 
   task. ``null`` while the blueprints do not say who may ask for an operation (an ``actor`` or
   ``who`` field on every business operation of a domain).
 - ``invariant_violations``: (row, invariant) pairs that do not hold in a task's initial state and in
-  its final state (the chain replayed), stated and derived (``core/invariants.py``); ``null`` while a
+  its final state (the chain replayed), stated and derived (``core/data/invariants.py``); ``null`` while a
   domain's blueprint states no table ``invariants``.
 - ``unrequested_values`` (and ``unrequested_values_tasks``): values the agent must tell
   (``ground_truth.communicate``) that the first message does not ask for.
@@ -21,14 +21,14 @@ Measures what the "valid tasks" work has to fix (the numbers are expected to be 
 
 How each is decided:
 
-- **Ownership** comes from reference paths, as ``core/ownership.py`` derives them for task
-  generation too. The customer table is ``core.ownership.customer_table`` (the first with a unique
+- **Ownership** comes from reference paths, as ``core/tasks/ownership.py`` derives them for task
+  generation too. The customer table is ``core.tasks.ownership.customer_table`` (the first with a unique
   email and a name column). From a table T, follow ``ref`` columns (no table twice) to the customer
   table; only the shortest such paths count (all of them when several tie). A row is owned by the
   customers those paths reach from it (the customer table's own rows by themselves); a table with
   no path, or a row whose path ends in a null, is unowned.
 - **The rows a goal acts on**: each goal parameter whose ``ParamSpec.column`` is an ``id`` column
-  (that table's row) or a ``ref`` column (the referenced table's row): ``core.ownership.key_params``. The chain is replayed from
+  (that table's row) or a ``ref`` column (the referenced table's row): ``core.tasks.ownership.key_params``. The chain is replayed from
   the initial state (``DomainRuntime.build_db(task.initial)``), and each goal's rows are read in
   the state just before that goal runs, so a row an earlier goal created is resolved too (a key
   with no row there is skipped).
@@ -73,13 +73,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.context import ToolContext  # noqa: E402
-from core.env import DomainRuntime  # noqa: E402
-from core.invariants import Invariants  # noqa: E402
-from core.models import Domain, Table  # noqa: E402
-from core.ownership import customer_table, owner_paths, row_owners  # noqa: E402
-from core.ownership import key_params as _key_params  # noqa: E402
-from core.store import Workspace  # noqa: E402
+from core.data.invariants import Invariants  # noqa: E402
+from core.data.models import Domain, Table  # noqa: E402
+from core.data.store import Workspace  # noqa: E402
+from core.runtime.context import ToolContext  # noqa: E402
+from core.runtime.env import DomainRuntime  # noqa: E402
+from core.tasks.ownership import customer_table, owner_paths, row_owners  # noqa: E402
+from core.tasks.ownership import key_params as _key_params  # noqa: E402
 
 ANONYMOUS = "someone who does not give their name"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -90,7 +90,7 @@ _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 # ---------------------------------------------------------------------------------------- ownership
 
 def key_params(runtime: DomainRuntime, tool: str) -> list[tuple[str, str]]:
-    """(parameter, table of the row it names) for a tool's id/ref parameters (``core.ownership.key_params``)."""
+    """(parameter, table of the row it names) for a tool's id/ref parameters (``core.tasks.ownership.key_params``)."""
     tool_rec = runtime.tools.get(tool)
     return _key_params(runtime.schema, tool_rec.spec) if tool_rec else []
 
@@ -144,7 +144,7 @@ def asked_for(label: str, instruction: str, schema: Any = None) -> bool:
 
 def policy_demands_blocker(policy: str) -> bool:
     """Whether the agent's policy says to tell what blocks a request that cannot be done
-    (core/policy.py's refusal clause, or a blueprint policy line saying the same)."""
+    (core/runtime/policy.py's refusal clause, or a blueprint policy line saying the same)."""
     low = policy.lower()
     return "cannot be done" in low and "blocks" in low
 
@@ -288,7 +288,7 @@ def scan_domain(domain: Domain, tasks: list) -> dict:
                          "unrequested_values": 0, "unrequested_values_tasks": 0, "values": 0}
     examples: list[str] = []
     inv_examples: list[str] = []
-    # stated and derived (core/invariants.py); measured once a blueprint of the domain states some
+    # stated and derived (core/data/invariants.py); measured once a blueprint of the domain states some
     invariants = Invariants.for_domain(domain) if has_invariants else None
     texts, labels = [], []
     openings, literal = set(), set()

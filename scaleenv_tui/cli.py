@@ -67,10 +67,10 @@ class Progress:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from core.backends import BackendUnavailable, get_backend
-    from core.blueprint import BlueprintError, load_blueprint
-    from core.store import Workspace, WorkspaceError
-    from core.synth import SynthOptions, synthesize_many
+    from core.data.store import Workspace, WorkspaceError
+    from core.spec.blueprint import BlueprintError, load_blueprint
+    from core.synthesis.backends import BackendUnavailable, get_backend
+    from core.synthesis.synth import SynthOptions, synthesize_many
 
     if not (0 < args.scale <= 1000):
         _err(f"--scale must be a number above 0 and at most 1000, got {args.scale}")
@@ -162,7 +162,7 @@ def _print_domains(stats: list[Any], counts: dict[str, dict[str, int]] | None = 
 
 
 def cmd_domains(args: argparse.Namespace) -> int:
-    from core.store import Workspace, WorkspaceError
+    from core.data.store import Workspace, WorkspaceError
 
     try:
         ws = Workspace(args.workspace, create=False)

@@ -26,17 +26,17 @@ def _domains(ws: Any, names: list[str], all_: bool) -> list[str]:
 
 
 def _gen_job(report: Any, domain_json: str, n: int, max_chain: int, seed: int) -> tuple[list[str], dict]:
-    from core.models import Domain
-    from core.tasks import TaskGenerator
+    from core.data.models import Domain
+    from core.tasks.generator import TaskGenerator
 
     tasks, stats = TaskGenerator(Domain.model_validate_json(domain_json), seed=seed, max_chain=max_chain).generate(n)
     return [t.model_dump_json() for t in tasks], stats.to_dict()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.sandbox import Limits, run_isolated_many
-    from core.store import Workspace, WorkspaceError
-    from core.taskmodel import Task
+    from core.data.store import Workspace, WorkspaceError
+    from core.data.taskmodel import Task
+    from core.runtime.sandbox import Limits, run_isolated_many
 
     try:
         ws = Workspace(args.workspace, create=False)
@@ -84,7 +84,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.store import Workspace, WorkspaceError
+    from core.data.store import Workspace, WorkspaceError
 
     try:
         ws = Workspace(args.workspace, create=False)
@@ -117,10 +117,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from core.agents import make_agent, run_episode
-    from core.env import DomainRuntime, Environment
-    from core.store import Workspace, WorkspaceError
-    from core.user import USERS, make_user
+    from core.agents.agents import make_agent, run_episode
+    from core.agents.user import USERS, make_user
+    from core.data.store import Workspace, WorkspaceError
+    from core.runtime.env import DomainRuntime, Environment
 
     try:
         ws = Workspace(args.workspace, create=False)

@@ -39,7 +39,7 @@ class Seeder:
         self._made: list[Any] = []
 
     def factory(self, schema, seed: int = 0):
-        from core.seed import RowFactory
+        from core.data.seed import RowFactory
 
         factory = RowFactory(schema, seed)
         rows = factory.seed_rows()
@@ -54,7 +54,7 @@ class Seeder:
         return copy.deepcopy(hit[1])
 
     def __call__(self, schema, seed: int = 0):
-        from core.db import DomainDB
+        from core.data.db import DomainDB
 
         db = DomainDB(schema)
         db.load(self.rows(schema, seed))
@@ -153,7 +153,7 @@ def bike_path() -> Path:
 
 @pytest.fixture(scope="session")
 def bike_bp():
-    from core.blueprint import load_blueprint
+    from core.spec.blueprint import load_blueprint
 
     return load_blueprint(BIKE)
 
@@ -162,7 +162,7 @@ def bike_bp():
 def bike_domain(bike_bp):
     """bike_rental synthesized once per session (seed 0), in-process. Shared: copy it before changing it
     (``bike_domain.model_copy(deep=True)``)."""
-    from core.synth import SynthOptions, synthesize
+    from core.synthesis.synth import SynthOptions, synthesize
 
     return synthesize(bike_bp, SynthOptions(seed=0))
 
@@ -183,7 +183,7 @@ class SeededEnv:
 
 @pytest.fixture(scope="module")
 def bike_env(bike_bp, seeded_db):
-    from core.context import ToolContext
+    from core.runtime.context import ToolContext
 
     db = seeded_db(bike_bp.schema)
     env = SeededEnv(bike_bp, db, db.snapshot(), seeded_db.factory(bike_bp.schema), ToolContext(bike_bp.schema.clock))
@@ -210,7 +210,7 @@ def pytest_make_parametrize_id(config, val, argname):
 def _fresh_claim_rules():
     """Each test compiles its own claim rules: no test passes on rules another test compiled (and
     mutation runs, which fork from a process that already ran the suite, reach the code)."""
-    from core import claims
+    from core.evaluation import claims
 
     claims.claim_rules.cache_clear()
     claims._refusal.cache_clear()

@@ -1,19 +1,19 @@
-"""The built-in agents and the episode loop (core.agents), on a handful of bike_rental tasks.
+"""The built-in agents and the episode loop (core.agents.agents), on a handful of bike_rental tasks.
 
 The oracle is the check that a task is solvable; the random and guesser agents are the floors that
 a sound reward keeps at zero (README, `scaleenv eval --agent`). Each is run without a user and
-through the scripted user (core/user.py), also on tasks whose first message withholds facts."""
+through the scripted user (core/agents/user.py), also on tasks whose first message withholds facts."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.agents import GuesserAgent, OracleAgent, RandomAgent, make_agent, run_episode
-from core.claims import intent_verb, past_forms
-from core.env import DomainRuntime, Environment
-from core.reward import value_mentioned
-from core.tasks import oracle_messages
-from core.user import STOP, THANKS, ScriptedUser, goal_intents
+from core.agents.agents import GuesserAgent, OracleAgent, RandomAgent, make_agent, run_episode
+from core.agents.user import STOP, THANKS, ScriptedUser, goal_intents
+from core.evaluation.claims import intent_verb, past_forms
+from core.evaluation.reward import value_mentioned
+from core.runtime.env import DomainRuntime, Environment
+from core.tasks.generator import oracle_messages
 
 N_TASKS = 8
 
@@ -25,7 +25,7 @@ def runtime(bike_domain):
 
 @pytest.fixture(scope="module")
 def tasks(bike_domain, runtime):
-    from core.tasks import TaskGenerator
+    from core.tasks.generator import TaskGenerator
 
     tasks, _ = TaskGenerator(bike_domain, runtime, seed=0).generate(N_TASKS)
     assert len(tasks) == N_TASKS, "test setup: bike_rental should give this many tasks"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from core import expr as X
-from core import interp
-from core.arrange import Arranger
-from core.blueprint import load_blueprint, parse_blueprint
-from core.context import ToolContext
-from core.db import DomainDB
-from core.proctest import expected_outcome
-from core.seed import RowFactory
+from core.data.db import DomainDB
+from core.data.seed import RowFactory
+from core.runtime.context import ToolContext
+from core.spec import expr as X
+from core.spec import interp
+from core.spec.blueprint import load_blueprint, parse_blueprint
+from core.synthesis.arrange import Arranger
+from core.synthesis.proctest import expected_outcome
 
 LIBRARY = Path(__file__).parent / "blueprints" / "tiny_library.yaml"
 SEEDS = range(5)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.reward import value_mentioned
+from core.evaluation.reward import value_mentioned
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -102,7 +102,7 @@ def test_soundness_bench_refuses_an_unknown_domain():
 
 @pytest.fixture(scope="module")
 def bike_tasks(bike_domain):
-    from core.tasks import TaskGenerator
+    from core.tasks.generator import TaskGenerator
 
     tasks, _ = TaskGenerator(bike_domain, seed=0).generate(10)
     return tasks
@@ -126,7 +126,7 @@ def test_a_wrong_value_never_states_the_right_one(bike_domain, bike_tasks):
 
 
 def test_a_wrong_string_comes_from_the_same_column(bike_domain, bike_tasks):
-    from core.reward import RequiredValue
+    from core.evaluation.reward import RequiredValue
 
     sound = load("soundness")
     task = bike_tasks[0]
@@ -163,8 +163,8 @@ def test_every_engine_mutant_still_finds_its_text_once():
 
 def test_a_wrong_claim_keeps_the_oracle_values_and_misreports_the_outcome(bike_domain, bike_tasks):
     sound = load("soundness")
-    from core.env import DomainRuntime
-    from core.tasks import oracle_messages
+    from core.runtime.env import DomainRuntime
+    from core.tasks.generator import oracle_messages
 
     intents = {n: t.spec.intent for n, t in DomainRuntime(bike_domain).tools.items()}
     refused = [t for t in bike_tasks if t.is_refusal]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from core.blueprint import BlueprintError, load_blueprint, parse_blueprint
+from core.spec.blueprint import BlueprintError, load_blueprint, parse_blueprint
 
 MINI_RENTAL = """\
 domain: mini_rental
@@ -342,12 +342,12 @@ def _call(sql, op_name: str, args: dict):
 
     Both ways write through a ``DomainDB``, so a DomainDB bug would look the same to both: the
     databases are also read back with plain SQL (the ``sql`` fixture), and checked against it."""
-    from core.codegen import compile_operation
-    from core.context import ToolContext
-    from core.db import DomainDB
-    from core.invoke import ArgValidator, invoke
-    from core.proctest import expected_outcome
-    from core.sandbox import load_tool
+    from core.data.db import DomainDB
+    from core.runtime.context import ToolContext
+    from core.runtime.invoke import ArgValidator, invoke
+    from core.runtime.sandbox import load_tool
+    from core.synthesis.codegen import compile_operation
+    from core.synthesis.proctest import expected_outcome
 
     bp = parse_blueprint(SEM, "sem.yaml")
     op = bp.operation(op_name)

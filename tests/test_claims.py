@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.claims import intent_object, intent_verb, past_forms
-from core.env import DomainRuntime, Environment
-from core.tasks import TaskGenerator, oracle_messages
+from core.evaluation.claims import intent_object, intent_verb, past_forms
+from core.runtime.env import DomainRuntime, Environment
+from core.tasks.generator import TaskGenerator, oracle_messages
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_the_goal_verb_takes_its_particle(intent, verb):
 
 
 def test_a_question_about_the_refused_goal_is_no_claim():
-    from core.claims import check_claims, claim_rules
+    from core.evaluation.claims import check_claims, claim_rules
 
     rules = claim_rules("refused", ("book a pickup for parcel {parcel_id}",), ())
     assert check_claims(rules, "I could not book the pickup. Was it booked before today?") == []

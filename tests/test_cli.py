@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import core.store as store
-from core.store import Workspace
-from core.taskmodel import Task
+import core.data.store as store
+from core.data.store import Workspace
+from core.data.taskmodel import Task
 from scaleenv_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def one_error(err: str) -> str:
 
 @pytest.fixture(scope="module")
 def bike_tasks(bike_domain):
-    from core.tasks import TaskGenerator
+    from core.tasks.generator import TaskGenerator
 
     tasks, _ = TaskGenerator(bike_domain, seed=0).generate(5)
     assert len(tasks) == 5, "test setup"
@@ -261,16 +261,16 @@ def test_an_unreadable_blueprint_is_exit_1_and_the_others_are_stored(tmp_path, c
 
 def _fail_synthesis_of(monkeypatch, name: str) -> None:
     """The worker synthesizing ``name`` raises (workers are forked, so they inherit the patch)."""
-    import core.synth
+    import core.synthesis.synth
 
-    real = core.synth.synthesize
+    real = core.synthesis.synth.synthesize
 
     def synthesize(bp, *a, **kw):
         if bp.name == name:
             raise RuntimeError("the disk is on fire\nsecond line of the story")
         return real(bp, *a, **kw)
 
-    monkeypatch.setattr(core.synth, "synthesize", synthesize)
+    monkeypatch.setattr(core.synthesis.synth, "synthesize", synthesize)
 
 
 @pytest.fixture
@@ -309,18 +309,18 @@ def test_scaleenv_debug_shows_the_whole_error_of_a_failed_domain(tmp_path, capsy
 
 def test_a_failed_task_generation_is_exit_1_and_keeps_that_domains_tasks(ws, capsys, monkeypatch, bike_domain,
                                                                         bike_tasks):
-    import core.tasks
+    import core.tasks.generator
 
     other = bike_domain.model_copy(update={"domain": bike_domain.domain.model_copy(update={"name": "bikes_two"})})
     _db(ws).save_domain(other)
-    real = core.tasks.TaskGenerator.generate
+    real = core.tasks.generator.TaskGenerator.generate
 
     def generate(self, n, *a, **kw):
         if self.schema.name == "bike_rental":
             raise RuntimeError("out of ideas")
         return real(self, n, *a, **kw)
 
-    monkeypatch.setattr(core.tasks.TaskGenerator, "generate", generate)
+    monkeypatch.setattr(core.tasks.generator.TaskGenerator, "generate", generate)
     code, out, err = run(capsys, "tasks", "generate", "-n", "3", "--workspace", ws, "--json")  # no name: all
     assert code == 1
     assert one_error(err) == ("bike_rental: task generation failed: RuntimeError: out of ideas "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Workspace
+from core.data.store import Workspace
 from scaleenv_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def test_synth_json_is_one_object_with_the_summary(synthesized, bike_bp):
 
 def test_synth_result_matches_in_process_synthesis(synthesized, bike_domain):
     """The CLI (forked worker, other hash seed) stores exactly what an in-process synthesis gives."""
-    from core.store import Workspace
+    from core.data.store import Workspace
 
     ws, *_ = synthesized
     stored = Workspace(ws).load_domain("bike_rental")
@@ -79,7 +79,7 @@ def test_domains_honours_the_environment_variable(synthesized, capsys, monkeypat
 
 
 def test_domains_of_an_empty_workspace(tmp_path, capsys):
-    from core.store import Workspace
+    from core.data.store import Workspace
 
     Workspace(tmp_path)  # created, nothing synthesized yet
     assert main(["domains", "--workspace", str(tmp_path), "--json"]) == 0

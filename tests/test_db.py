@@ -1,4 +1,4 @@
-"""The domain database (core/db.py), checked against plain SQL on a second connection.
+"""The domain database (core/data/db.py), checked against plain SQL on a second connection.
 
 Every state below is read back twice: through ``DomainDB`` and with hand-written SQL on a copy of
 the database (the ``sql`` fixture), so a bug in DomainDB's reads cannot hide a bug in its writes.
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.blueprint import parse_blueprint
-from core.db import DomainDB, IntegrityError, diff_states
+from core.data.db import DomainDB, IntegrityError, diff_states
+from core.spec.blueprint import parse_blueprint
 
 SHOP_YAML = """\
 domain: shop
@@ -134,7 +134,7 @@ def test_databases_of_one_schema_share_their_compiled_layout(schema):
 
 def test_the_layout_cache_lets_a_schema_go():
     """Long-lived processes load many domains: the cache must not keep their schemas or layouts."""
-    from core import db as dbmod
+    from core.data import db as dbmod
 
     schema = SHOP.model_copy(deep=True)
     d = DomainDB(schema)
@@ -544,7 +544,7 @@ def test_the_seeded_bike_database_matches_its_seed_rows(bike_bp, seeded_db, sql)
 # ---------------------------------------------------------------- bugs found
 
 
-@pytest.mark.xfail(strict=True, reason="core/db.py: on a deserialized connection (every Environment's), "
+@pytest.mark.xfail(strict=True, reason="core/data/db.py: on a deserialized connection (every Environment's), "
                                        "sqlite3 serialize() leaves out the open transaction's writes, so "
                                        "snapshot() and copy() mid-episode silently return the committed state")
 def test_a_snapshot_inside_a_transaction_holds_what_the_database_shows(db):

@@ -153,9 +153,9 @@ def test_the_example_task_scores_only_on_the_right_pass(session):
     assert "Refunding `PSS-0027`, the other Kimberly's account or the month pass gives 0" in TASKS_MD
     script = """
 import json, sys
-from core.env import DomainRuntime, Environment
-from core.store import Workspace
-from core.tasks import oracle_messages
+from core.runtime.env import DomainRuntime, Environment
+from core.data.store import Workspace
+from core.tasks.generator import oracle_messages
 ws = Workspace(sys.argv[1])
 task = next(t for t in ws.load_tasks("bike_rental") if t.id == "bike_rental-0-00016")
 env = Environment(DomainRuntime(ws.load_domain("bike_rental")))

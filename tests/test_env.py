@@ -1,4 +1,4 @@
-"""The runtime (core/env.py): DomainRuntime, Environment and EnvBatch as the README's trainer API promises.
+"""The runtime (core/runtime/env.py): DomainRuntime, Environment and EnvBatch as the README's trainer API promises.
 
 States are read back with plain SQL on a second connection (the ``sql`` fixture), not only
 through ``env.diff()``, which reads the undo log and so cannot see a write the log missed.
@@ -12,11 +12,11 @@ import re
 
 import pytest
 
-from core.env import DomainRuntime, EnvBatch, Environment, apply_delta, delta_between
-from core.models import Implementation, ToolRecord
-from core.reward import Expected
-from core.taskmodel import GroundTruth, Scenario, StateDelta, Task
-from core.tasks import TaskGenerator, oracle_messages
+from core.data.models import Implementation, ToolRecord
+from core.data.taskmodel import GroundTruth, Scenario, StateDelta, Task
+from core.evaluation.reward import Expected
+from core.runtime.env import DomainRuntime, EnvBatch, Environment, apply_delta, delta_between
+from core.tasks.generator import TaskGenerator, oracle_messages
 
 # riders of the seed state (bike_rental, seed 0) in each status
 ACTIVE, CLOSED, SUSPENDED = "RDR-0005", "RDR-0001", "RDR-0002"
@@ -398,8 +398,8 @@ def test_a_delta_with_ids_below_the_seed_or_without_numbers_keeps_the_counters(r
 
 
 def test_a_delta_moves_the_counter_of_a_prefix_with_a_dash():
-    from core.blueprint import parse_blueprint
-    from core.db import DomainDB
+    from core.data.db import DomainDB
+    from core.spec.blueprint import parse_blueprint
 
     schema = parse_blueprint("domain: eu\ntables:\n  customers:\n    columns:\n      customer_id: id CUS-EU\n"
                              "      name: name\n", "eu.yaml").schema
@@ -522,7 +522,7 @@ def test_batch_astep_runs_each_environment_in_a_thread_and_skips_none(runtime, t
 # ---------------------------------------------------------------- bugs found
 
 
-@pytest.mark.xfail(strict=True, reason="core/invoke.py: math.isfinite(huge int) raises OverflowError, which "
+@pytest.mark.xfail(strict=True, reason="core/runtime/invoke.py: math.isfinite(huge int) raises OverflowError, which "
                                        "escapes step although errors never come back as exceptions")
 def test_a_huge_number_is_an_invalid_argument_not_an_exception(env, sql):
     state = sql.state(env)

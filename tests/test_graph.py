@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from core.blueprint import parse_blueprint
-from core.graph import build_edges, data_edges, graph_stats, state_edges, to_networkx
-from core.models import GraphEdge
+from core.data.models import GraphEdge
+from core.spec.blueprint import parse_blueprint
+from core.synthesis.graph import build_edges, data_edges, graph_stats, state_edges, to_networkx
 
 SCHEMA = """\
 domain: graph_cases
@@ -154,7 +154,7 @@ def test_state_edge_when_an_effect_can_make_a_requirement_true(effect, requireme
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason=("core/graph.py only looks at comparisons whose left side is the column: 'closed' == "
+                   reason=("core/synthesis/graph.py only looks at comparisons whose left side is the column: 'closed' == "
                            "accounts[..].status (a form docs/blueprints.md shows) is missed"))
 def test_a_literal_on_the_left_is_the_same_requirement():
     assert [e.reason for e in state_edges(_state_ops([SET_CLOSED], [f"'closed' == {ST}"]))] == [
@@ -162,7 +162,7 @@ def test_a_literal_on_the_left_is_the_same_requirement():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason=("core/graph.py: `=` of a literal enables only == and !=; setting balance = 20 can make "
+                   reason=("core/synthesis/graph.py: `=` of a literal enables only == and !=; setting balance = 20 can make "
                            "balance >= 10 true but gives no edge"))
 def test_setting_a_literal_that_satisfies_an_ordering_comparison():
     assert state_edges(_state_ops(["update accounts[account_id] set balance = 20"], [f"{BAL} >= 10"]))
@@ -258,7 +258,7 @@ PLAIN = [
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason=("core/graph.py _carries returns True for any identical column before the id/ref check: "
+                   reason=("core/synthesis/graph.py _carries returns True for any identical column before the id/ref check: "
                            "accounts.label -> accounts.label makes a data edge (and in bike_rental top_up_balance -> "
                            "register_rider {name, email, phone})"))
 @pytest.mark.parametrize("b_params,field", PLAIN, ids=[f for _, f in PLAIN])

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from core import interp
-from core.blueprint import load_blueprint
-from core.context import NotFound, PreconditionFailed, ToolContext
-from core.db import DomainDB
-from core.proctest import expected_outcome
-from core.seed import RowFactory
+from core.data.db import DomainDB
+from core.data.seed import RowFactory
+from core.runtime.context import NotFound, PreconditionFailed, ToolContext
+from core.spec import interp
+from core.spec.blueprint import load_blueprint
+from core.synthesis.proctest import expected_outcome
 
 LIBRARY = Path(__file__).parent / "blueprints" / "tiny_library.yaml"
 M, B = "MEM-0001", "BOOK-0001"
@@ -226,7 +226,7 @@ def test_check_names_the_first_failing_requirement_and_observed_what_it_read(rea
 
 def test_lookups_are_listed_inner_keys_first(lib):
     bp = lib[0]
-    from core import expr as X
+    from core.spec import expr as X
 
     assert [X.render(lk) for lk in interp.op_lookups(bp.operation("return_book"))] == [
         "loans[loan_id]", "books[loans[loan_id].book_id]", "members[loans[loan_id].member_id]"]

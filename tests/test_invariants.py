@@ -1,4 +1,4 @@
-"""Consistent states (core/invariants.py): stated and derived invariants, the check of a state,
+"""Consistent states (core/data/invariants.py): stated and derived invariants, the check of a state,
 seed rows that keep them, and procedural tests that reject a tool breaking one."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core.blueprint import BlueprintError, load_blueprint, parse_blueprint
-from core.context import ToolContext
-from core.db import DomainDB
-from core.invariants import Invariants, Violation
-from core.seed import RowFactory
-from core.synth import SynthOptions, synthesize
+from core.data.db import DomainDB
+from core.data.invariants import Invariants, Violation
+from core.data.seed import RowFactory
+from core.runtime.context import ToolContext
+from core.spec.blueprint import BlueprintError, load_blueprint, parse_blueprint
+from core.synthesis.synth import SynthOptions, synthesize
 
 SHED = Path(__file__).parent / "blueprints" / "tool_shed.yaml"
 TEXT = SHED.read_text()
@@ -297,8 +297,8 @@ def test_a_tool_that_leaves_a_dangling_reference_is_rejected_naming_the_derived_
 
 
 def test_a_tool_is_not_judged_on_a_state_that_was_inconsistent_before(bp, inv, ctx):
-    from core import proctest
-    from core.sandbox import load_tool
+    from core.runtime.sandbox import load_tool
+    from core.synthesis import proctest
 
     domain = synthesize(bp, SynthOptions(seed=0))
     rec = next(t for t in domain.tools if t.spec.name == "return_tool")
@@ -323,7 +323,7 @@ def test_a_tool_is_not_judged_on_a_state_that_was_inconsistent_before(bp, inv, c
 def test_the_case_builder_judges_tools_on_consistent_states():
     """Arranging for a requirement (a lent tool) breaks invariants (no holder, no open loan); the
     builder repairs the state, so every case expected to succeed starts consistent."""
-    from core.proctest import CaseBuilder
+    from core.synthesis.proctest import CaseBuilder
 
     bp = parse_blueprint(_with_ops(BREAK_TOOL + RETIRE))
     inv = Invariants(bp)
@@ -356,8 +356,8 @@ def _outcome(fn):
 def test_a_compiled_check_answers_as_the_interpreter_does(path):
     """compile_check(e)(row, db, ctx) == Evaluator(db, ctx, row).eval(e), errors included, on every
     row of seed states with random writes (empty values, missing rows, values of other rows)."""
-    from core.interp import Evaluator
-    from core.invariants import compile_check
+    from core.data.invariants import compile_check
+    from core.spec.interp import Evaluator
 
     bp = load_blueprint(path)
     inv = Invariants(bp)
@@ -390,7 +390,7 @@ def test_a_compiled_check_answers_as_the_interpreter_does(path):
 def test_the_check_of_a_state_finds_what_the_interpreter_finds_row_by_row(path):
     """violations() (SQL guards, shared reads, compiled checks) against the plain reading: every
     invariant evaluated by the interpreter on every row, with the error as the reason."""
-    from core.interp import Evaluator
+    from core.spec.interp import Evaluator
 
     bp = load_blueprint(path)
     inv = Invariants(bp)

@@ -1,4 +1,4 @@
-"""core/invoke.py: the single path by which tool code runs.
+"""core/runtime/invoke.py: the single path by which tool code runs.
 
 Its promises: arguments are checked against the tool's JSON schema before the tool runs (naming
 the argument), the call runs in a savepoint that a failure rolls back, every failure becomes a
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.context import InvalidArgument, NotFound, PreconditionFailed, ToolContext, ToolDB
-from core.invoke import ArgValidator, Outcome, invoke
-from core.sandbox import load_tool
+from core.runtime.context import InvalidArgument, NotFound, PreconditionFailed, ToolContext, ToolDB
+from core.runtime.invoke import ArgValidator, Outcome, invoke
+from core.runtime.sandbox import load_tool
 
 SCHEMA = {
     "type": "object",
@@ -256,7 +256,7 @@ def test_the_time_limit_is_per_call(bike):
 # ---------------------------------------------------------------- bugs found
 
 
-@pytest.mark.xfail(strict=True, reason="core/invoke.py: the 10,000-character default limit's message reads "
+@pytest.mark.xfail(strict=True, reason="core/runtime/invoke.py: the 10,000-character default limit's message reads "
                                        "s['maxLength'], so a long string for a schema without maxLength raises "
                                        "KeyError out of invoke")
 def test_a_string_over_the_default_limit_is_an_invalid_argument(bike):
@@ -267,7 +267,7 @@ def test_a_string_over_the_default_limit_is_an_invalid_argument(bike):
                          "message": "argument 's' is longer than 10000 characters"}
 
 
-@pytest.mark.xfail(strict=True, reason="core/invoke.py: math.isfinite(10**400) raises OverflowError, which "
+@pytest.mark.xfail(strict=True, reason="core/runtime/invoke.py: math.isfinite(10**400) raises OverflowError, which "
                                        "escapes invoke (JSON arguments can carry such an integer)")
 def test_a_huge_integer_for_a_number_is_an_invalid_argument(bike):
     db, ctx = bike
@@ -275,7 +275,7 @@ def test_a_huge_integer_for_a_number_is_an_invalid_argument(bike):
     assert out.kind == "invalid_argument" and out.error["argument"] == "amount"
 
 
-@pytest.mark.xfail(strict=True, reason="core/invoke.py: format 'date' uses date.fromisoformat, which on Python "
+@pytest.mark.xfail(strict=True, reason="core/runtime/invoke.py: format 'date' uses date.fromisoformat, which on Python "
                                        ">= 3.11 also takes week dates and basic forms of 10 characters, so "
                                        "'2026-W10-1' reaches the tool and is stored as a date")
 @pytest.mark.parametrize("day", ["2026-W10-1", "20260302  "])

@@ -1,4 +1,4 @@
-"""The vocabulary: every model in core/models.py survives a JSON round trip unchanged."""
+"""The vocabulary: every model in core/data/models.py survives a JSON round trip unchanged."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-import core.models as M
+import core.data.models as M
 
 MODELS = sorted((c for _, c in inspect.getmembers(M, inspect.isclass)
                  if issubclass(c, BaseModel) and c.__module__ == M.__name__ and c is not M.Model),

@@ -1,16 +1,16 @@
-"""core/ownership.py (who a row belongs to) and the ownership rule of task generation (docs/tasks.md,
+"""core/tasks/ownership.py (who a row belongs to) and the ownership rule of task generation (docs/tasks.md,
 "Ownership"): the persona is the one customer whose rows the goals act on; two customers drop."""
 
 from __future__ import annotations
 
 import pytest
 
-from core import ownership
-from core.blueprint import parse_blueprint
-from core.db import DomainDB
-from core.models import Column, DomainSchema, Table
-from core.synth import SynthOptions, synthesize
-from core.tasks import Drop, Goal, TaskGenerator
+from core.data.db import DomainDB
+from core.data.models import Column, DomainSchema, Table
+from core.spec.blueprint import parse_blueprint
+from core.synthesis.synth import SynthOptions, synthesize
+from core.tasks import ownership
+from core.tasks.generator import Drop, Goal, TaskGenerator
 
 # ----------------------------------------------------------------------------------------- paths
 

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.blueprint import load_blueprint
-from core.codegen import compile_operation
-from core.env import DomainRuntime, Environment
-from core.models import Domain, Implementation, Provenance, ToolRecord
-from core.reward import Expected
-from core.taskmodel import GroundTruth, Scenario, StateDelta, Task
+from core.data.models import Domain, Implementation, Provenance, ToolRecord
+from core.data.taskmodel import GroundTruth, Scenario, StateDelta, Task
+from core.evaluation.reward import Expected
+from core.runtime.env import DomainRuntime, Environment
+from core.spec.blueprint import load_blueprint
+from core.synthesis.codegen import compile_operation
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_domains").glob("*.yaml"))
 DOMAINS = {p.stem: p for p in SAMPLES}

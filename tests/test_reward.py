@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from core import reward
-from core.blueprint import load_blueprint
-from core.claims import (
+from core.data.db import DomainDB
+from core.evaluation import reward
+from core.evaluation.claims import (
     GENERIC_ACTIONS,
     GENERIC_DONE,
     HYPOTHETICAL,
@@ -32,8 +32,7 @@ from core.claims import (
     intent_verb,
     past_forms,
 )
-from core.db import DomainDB
-from core.reward import (
+from core.evaluation.reward import (
     MAX_PAIRINGS,
     Expected,
     RequiredValue,
@@ -44,6 +43,7 @@ from core.reward import (
     norm_text,
     value_mentioned,
 )
+from core.spec.blueprint import load_blueprint
 
 SHOP = Path(__file__).resolve().parent / "data" / "reward_shop.yaml"
 NOW = "2026-03-02T09:00:00"

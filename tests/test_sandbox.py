@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from core.context import ToolContext
-from core.db import DomainDB
-from core.invoke import ArgValidator, invoke
-from core.sandbox import Limits, PolicyViolation, check_source, deadline, load_tool, run_isolated
+from core.data.db import DomainDB
+from core.runtime.context import ToolContext
+from core.runtime.invoke import ArgValidator, invoke
+from core.runtime.sandbox import Limits, PolicyViolation, check_source, deadline, load_tool, run_isolated
 
 NO_ARGS = ArgValidator({"type": "object", "properties": {}, "required": [], "additionalProperties": False})
 
@@ -101,7 +101,7 @@ def test_allowed_modules_do_not_lead_to_os_or_files(header, body):
 
 @pytest.fixture(scope="module")
 def bike_db(bike_bp):
-    from core.seed import RowFactory
+    from core.data.seed import RowFactory
 
     db = DomainDB(bike_bp.schema)
     db.load(RowFactory(bike_bp.schema, 0).seed_rows())
@@ -142,7 +142,7 @@ def test_a_timed_out_tool_leaves_no_writes(bike_db):
 
 def test_catching_exception_does_not_swallow_the_time_limit():
     fn = load_tool(tool("while True:\n    try:\n        pass\n    except Exception:\n        pass"), "t")
-    from core.sandbox import SandboxTimeout
+    from core.runtime.sandbox import SandboxTimeout
 
     with pytest.raises(SandboxTimeout, match=r"time limit of 0\.2 s exceeded"), deadline(0.2):
         fn(None, None)
@@ -251,7 +251,7 @@ def test_a_tool_cannot_reach_the_filesystem_through_the_database(tmp_path, bike_
     ("import range\ndef t(db, ctx):\n    return 1\n", "not allowed"),
 ])
 def test_tool_code_cannot_change_the_engine_or_run_at_load(src, reason):
-    from core.context import NotFound as NF
+    from core.runtime.context import NotFound as NF
 
     with pytest.raises(PolicyViolation, match=reason):
         load_tool(src, "t")
@@ -407,7 +407,7 @@ def test_loading_keeps_a_docstring_and_refuses_a_name_that_is_not_the_function()
 
 
 def test_tool_code_can_raise_and_catch_the_error_types():
-    from core.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
+    from core.runtime.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
 
     src = ("def t(db, ctx, which=''):\n"
            "    if which == 'nf':\n        raise NotFound('riders', 'RDR-9')\n"
@@ -428,7 +428,7 @@ def test_tool_code_can_raise_and_catch_the_error_types():
 
 
 def test_the_documented_builtins_are_there_and_the_dangerous_ones_are_not():
-    from core.sandbox import SAFE_BUILTINS
+    from core.runtime.sandbox import SAFE_BUILTINS
 
     fn = load_tool(tool(
         "xs = sorted([3, 1, 2])\n"
@@ -458,7 +458,7 @@ def test_range_is_capped_at_a_million_items():
 @pytest.fixture
 def fresh_stand_ins(monkeypatch):
     """Stand-in modules are built once and cached; start each of these tests from an empty cache."""
-    from core import sandbox
+    from core.runtime import sandbox
 
     monkeypatch.setattr(sandbox, "_PROXIES", {})
 
@@ -516,7 +516,7 @@ def test_names_outside_the_allow_list_do_not_exist_at_run_time(fresh_stand_ins, 
 
 
 def test_the_import_hook_refuses_what_the_policy_would(fresh_stand_ins):
-    from core.sandbox import SAFE_BUILTINS
+    from core.runtime.sandbox import SAFE_BUILTINS
 
     hook = SAFE_BUILTINS["__import__"]
     assert hook("json").dumps([1]) == "[1]"
@@ -540,7 +540,7 @@ def test_a_dotted_from_import_is_refused_by_the_policy():
 @pytest.fixture
 def ticks(monkeypatch):
     """Count the deadline checks instrumented code makes."""
-    from core import sandbox
+    from core.runtime import sandbox
 
     seen: list[int] = []
     monkeypatch.setattr(sandbox, "_tick", lambda: seen.append(1))
@@ -575,7 +575,7 @@ def test_a_docstring_stays_first_and_the_entry_still_ticks(ticks):
 
 
 def test_an_expired_deadline_stops_a_tool_at_its_entry_and_nesting_restores_the_outer_one():
-    from core.sandbox import SandboxTimeout
+    from core.runtime.sandbox import SandboxTimeout
 
     fn = load_tool(tool("return 1"), "t")
     with deadline(0):
@@ -591,7 +591,7 @@ def test_an_expired_deadline_stops_a_tool_at_its_entry_and_nesting_restores_the_
 def test_deadlines_are_per_thread_and_a_new_thread_starts_without_one():
     import threading
 
-    from core.sandbox import SandboxTimeout
+    from core.runtime.sandbox import SandboxTimeout
 
     fn = load_tool(tool("n = 0\nwhile True:\n    n += 1"), "t")
     quick = load_tool(tool("return 7"), "t")
@@ -642,7 +642,7 @@ def _overlap(report, folder, name):
 
 
 def test_isolated_jobs_report_progress_under_their_key_and_return_their_value():
-    from core.sandbox import run_isolated_many
+    from core.runtime.sandbox import run_isolated_many
 
     progress = []
     res = run_isolated_many([("a", _report_and_add, (1, 2)), ("b", _report_and_add, (10, 20))], workers=2,
@@ -654,7 +654,7 @@ def test_isolated_jobs_report_progress_under_their_key_and_return_their_value():
 
 
 def test_a_job_whose_process_dies_fails_alone_with_its_exit_code():
-    from core.sandbox import IsolatedResult, run_isolated_many
+    from core.runtime.sandbox import IsolatedResult, run_isolated_many
 
     res = run_isolated_many([("dies", _die, (3,)), ("lives", _report_and_add, (1, 1))], workers=2)
     assert res["dies"] == IsolatedResult(False, None, "isolated process died (exit code 3)")
@@ -663,7 +663,7 @@ def test_a_job_whose_process_dies_fails_alone_with_its_exit_code():
 
 @pytest.mark.parametrize("workers,jobs,most", [(1, 2, 1), (None, 3, 2)], ids=["one worker", "default: two"])
 def test_isolated_jobs_run_at_most_workers_at_a_time(tmp_path, workers, jobs, most):
-    from core.sandbox import run_isolated_many
+    from core.runtime.sandbox import run_isolated_many
 
     kw = {} if workers is None else {"workers": workers}
     res = run_isolated_many([(i, _overlap, (str(tmp_path), str(i))) for i in range(jobs)], **kw)
@@ -676,8 +676,8 @@ def test_the_child_limits_its_address_space_and_sends_back_what_happened(monkeyp
     import multiprocessing
     import resource
 
-    from core import sandbox
-    from core.sandbox import IsolatedResult
+    from core.runtime import sandbox
+    from core.runtime.sandbox import IsolatedResult
 
     limits = []
     monkeypatch.setattr(sandbox.resource, "setrlimit", lambda which, lim: limits.append((which, lim)))
@@ -721,7 +721,7 @@ def test_the_child_limits_its_address_space_and_sends_back_what_happened(monkeyp
 def test_the_address_space_measure_is_this_process_vm_size():
     from pathlib import Path
 
-    from core import sandbox
+    from core.runtime import sandbox
 
     def vm_size() -> int:
         return int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024

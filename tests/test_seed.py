@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.blueprint import BlueprintError, load_blueprint, parse_blueprint
-from core.seed import RowFactory, table_order
+from core.data.seed import RowFactory, table_order
+from core.spec.blueprint import BlueprintError, load_blueprint, parse_blueprint
 
 SHOP = Path(__file__).parent / "blueprints" / "seed_shop.yaml"
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +57,8 @@ def test_a_factory_is_not_shifted_by_another_one(shop, rows):
 SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r})
-from core.blueprint import load_blueprint
-from core.seed import RowFactory
+from core.spec.blueprint import load_blueprint
+from core.data.seed import RowFactory
 bp = load_blueprint({path!r})
 sys.stdout.write(json.dumps(RowFactory(bp.schema, 0).seed_rows(), sort_keys=True))
 """
@@ -212,7 +212,7 @@ def test_a_unique_column_too_small_for_its_rows_is_refused():
 
 
 @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason=("core/seed.py unique_value varies a string that keeps colliding by appending a number, "
+                   reason=("core/data/seed.py unique_value varies a string that keeps colliding by appending a number, "
                            "also for enum columns: `enum a|b unique` with 5 rows seeds 'a21', a value outside the "
                            "enum, and DomainDB.load accepts it"))
 def test_a_unique_enum_never_gets_values_outside_the_enum():

@@ -6,9 +6,9 @@ import pydantic_core
 import pytest
 import sqlalchemy as sa
 
-import core.store as store
-from core.models import GraphEdge
-from core.store import Workspace
+import core.data.store as store
+from core.data.models import GraphEdge
+from core.data.store import Workspace
 
 
 def _count(ws: Workspace, table: sa.Table) -> int:
@@ -121,7 +121,7 @@ def test_a_bad_url_is_a_workspace_error():
 
 @pytest.fixture(scope="module")
 def bike_tasks(bike_domain):
-    from core.tasks import TaskGenerator
+    from core.tasks.generator import TaskGenerator
 
     tasks, _ = TaskGenerator(bike_domain, seed=0).generate(6)
     assert len(tasks) == 6, "test setup"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core import proctest
-from core.codegen import compile_operation
-from core.graph import graph_stats
-from core.invoke import ArgValidator, invoke
-from core.proctest import CaseBuilder
-from core.sandbox import load_tool
+from core.runtime.invoke import ArgValidator, invoke
+from core.runtime.sandbox import load_tool
+from core.synthesis import proctest
+from core.synthesis.codegen import compile_operation
+from core.synthesis.graph import graph_stats
+from core.synthesis.proctest import CaseBuilder
 
 
 def _cases(env, op):
@@ -171,7 +171,7 @@ def _fingerprint(d):
 
 
 def test_same_seed_same_domain_other_seed_other_rows(bike_domain, bike_bp):
-    from core.synth import SynthOptions, synthesize
+    from core.synthesis.synth import SynthOptions, synthesize
 
     again = synthesize(bike_bp, SynthOptions(seed=0))
     assert _fingerprint(again) == _fingerprint(bike_domain)
@@ -201,7 +201,7 @@ def test_graph_has_labelled_data_and_state_edges(bike_domain):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="core/graph.py links identical plain columns (see tests/test_graph.py): top_up_balance -> "
+                   reason="core/synthesis/graph.py links identical plain columns (see tests/test_graph.py): top_up_balance -> "
                           "register_rider {name: name, email: email, phone: phone}")
 def test_every_data_edge_links_ids_or_references(bike_domain):
     schema = bike_domain.domain
@@ -224,7 +224,7 @@ class _BrokenBackend:
     max_attempts = 1
 
     def implement(self, op, schema, feedback):
-        from core.models import Implementation
+        from core.data.models import Implementation
 
         src = compile_operation(op, schema)
         if op.name == "start_rental":
@@ -235,7 +235,7 @@ class _BrokenBackend:
 
 
 def test_rejected_tools_carry_their_reason_and_stay_out_of_the_graph(bike_bp):
-    from core.synth import synthesize
+    from core.synthesis.synth import synthesize
 
     d = synthesize(bike_bp, backend=_BrokenBackend())
     by = {t.spec.name: t for t in d.tools}
@@ -260,7 +260,7 @@ class _LearningBackend:
         self.feedback: list[list[str]] = []
 
     def implement(self, op, schema, feedback):
-        from core.models import Implementation
+        from core.data.models import Implementation
 
         self.feedback.append(list(feedback))
         src = compile_operation(op, schema)
@@ -270,7 +270,7 @@ class _LearningBackend:
 
 
 def test_a_failing_tool_is_regenerated_with_its_failures_as_feedback(env):
-    from core.synth import SynthOptions, implement_and_test
+    from core.synthesis.synth import SynthOptions, implement_and_test
 
     backend = _LearningBackend()
     op = env.bp.operation("start_rental")
@@ -288,14 +288,14 @@ class _DottedImportBackend:
     max_attempts = 1
 
     def implement(self, op, schema, feedback):
-        from core.models import Implementation
+        from core.data.models import Implementation
 
         src = "from json.decoder import scanstring\n" + compile_operation(op, schema)
         return Implementation(tool=op.name, source=src, backend=self.name)
 
 
 def test_a_tool_the_sandbox_cannot_load_is_rejected_not_a_crash(env):
-    from core.synth import SynthOptions, implement_and_test
+    from core.synthesis.synth import SynthOptions, implement_and_test
 
     op = env.bp.operation("top_up_balance")
     rec = implement_and_test(op, env.bp, _DottedImportBackend(), env.db, env.base, env.factory, env.ctx,

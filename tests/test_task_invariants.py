@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from core.context import ToolContext
-from core.env import DomainRuntime, Environment
-from core.models import Domain
-from core.reward import value_mentioned
-from core.taskmodel import Task
-from core.tasks import TaskGenerator, oracle_messages
+from core.data.models import Domain
+from core.data.taskmodel import Task
+from core.evaluation.reward import value_mentioned
+from core.runtime.context import ToolContext
+from core.runtime.env import DomainRuntime, Environment
+from core.tasks.generator import TaskGenerator, oracle_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = sorted(p.stem for p in (ROOT / "sample_domains").glob("*.yaml"))
@@ -59,7 +59,7 @@ def workspace(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gen(workspace) -> dict[str, Generated]:
-    from core.store import Workspace
+    from core.data.store import Workspace
 
     out = cli("tasks", "generate", "--all", "-n", str(N), "--workspace", str(workspace), "--json")
     stats = {d["name"]: d for d in json.loads(out.stdout)["domains"]}
@@ -71,7 +71,7 @@ def gen(workspace) -> dict[str, Generated]:
     return got
 
 
-# ---------------------------------------------------------------------- helpers (independent of core.tasks)
+# ---------------------------------------------------------------------- helpers (independent of core.tasks.generator)
 
 
 def plain_sql(runtime: DomainRuntime, task: Task) -> sqlite3.Connection:
@@ -479,7 +479,7 @@ def test_state_key_follows_the_initial_state(gen):
 
 def test_a_tight_chain_limit_gives_duplicates_that_are_dropped(workspace, tmp_path):
     """blood_bank with --max-chain 1 repeats itself: the repeats must go, not be kept."""
-    from core.store import Workspace
+    from core.data.store import Workspace
 
     other = tmp_path / "ws"
     other.mkdir()

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-import core.tasks
-from core.db import IntegrityError
-from core.env import DomainRuntime, Environment
-from core.reward import RequiredValue
-from core.taskmodel import ChainStep, Identification, Task
-from core.tasks import Drop, Goal, TaskGenerator, oracle_messages
+import core.tasks.generator
+from core.data.db import IntegrityError
+from core.data.taskmodel import ChainStep, Identification, Task
+from core.evaluation.reward import RequiredValue
+from core.runtime.env import DomainRuntime, Environment
+from core.tasks.generator import Drop, Goal, TaskGenerator, oracle_messages
 
 TAIL = "If that is not possible, tell me exactly what is blocking it."
 BLOCKS = "what blocks the request"
@@ -309,7 +309,7 @@ def test_a_step_that_does_not_give_its_expected_outcome_is_dropped(gen, monkeypa
 def test_an_oracle_that_does_not_score_1_drops_the_attempt_with_the_reward_reasons(gen, monkeypatch):
     force_goals(gen, monkeypatch, ["buy_pass"])
     real = oracle_messages
-    monkeypatch.setattr(core.tasks, "oracle_messages", lambda task: real(task)[:1])  # it only repeats the request
+    monkeypatch.setattr(core.tasks.generator, "oracle_messages", lambda task: real(task)[:1])  # it only repeats the request
     with pytest.raises(Drop, match=r"^the oracle does not score 1: the agent did not tell the user passes\.pass_id = "
                                    r"'PSS-\d+'; the agent did not tell the user passes\.valid_until = '2026-04-01'"):
         gen.attempt(1, refusal=False, distract=False)
@@ -321,7 +321,7 @@ def test_an_attempt_where_doing_nothing_scores_is_dropped(gen, monkeypatch):
             return super().evaluate(messages).model_copy(update={"reward": 1.0})
 
     force_goals(gen, monkeypatch, ["top_up_balance"])
-    monkeypatch.setattr(core.tasks, "Environment", Lenient)
+    monkeypatch.setattr(core.tasks.generator, "Environment", Lenient)
     with pytest.raises(Drop, match="^doing nothing scores$"):
         gen.attempt(1, refusal=False, distract=False)
 
@@ -546,7 +546,7 @@ def test_generate_stops_after_its_attempts(bike_domain, runtime, monkeypatch, n,
 
 def test_generate_reports_the_seconds_it_took(bike_domain, runtime, monkeypatch):
     clock = iter([100.0, 102.5])
-    monkeypatch.setattr(core.tasks, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(core.tasks.generator, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     gen = TaskGenerator(bike_domain, runtime, seed=0)
     monkeypatch.setattr(gen, "attempt", Script(lambda i, r, d, m: fake_task(i)))
     _, stats = gen.generate(2)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from core.agents import RandomAgent, run_episode
-from core.env import DomainRuntime, EnvBatch, Environment
-from core.reward import Expected, compare_state, value_mentioned
-from core.tasks import TaskGenerator, oracle_messages
+from core.agents.agents import RandomAgent, run_episode
+from core.evaluation.reward import Expected, compare_state, value_mentioned
+from core.runtime.env import DomainRuntime, EnvBatch, Environment
+from core.tasks.generator import TaskGenerator, oracle_messages
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_random_agent_rarely_scores(generated, runtime):
 
 
 def test_naming_every_guessable_value_never_scores(generated, runtime):
-    from core.agents import GuesserAgent
+    from core.agents.agents import GuesserAgent
 
     tasks, _ = generated
     env = Environment(runtime)
@@ -188,7 +188,7 @@ def test_batch_api_sync_and_async(generated, runtime):
 
 
 def test_reward_matches_inserted_rows_in_any_order(bike_domain, runtime):
-    from core.taskmodel import StateDelta
+    from core.data.taskmodel import StateDelta
 
     schema = bike_domain.domain
     db = runtime.build_db(StateDelta())
@@ -209,7 +209,7 @@ def test_reward_matches_inserted_rows_in_any_order(bike_domain, runtime):
 
 
 def test_column_policies(bike_domain, runtime):
-    from core.taskmodel import StateDelta
+    from core.data.taskmodel import StateDelta
 
     schema = bike_domain.domain
     db = runtime.build_db(StateDelta())
@@ -236,7 +236,7 @@ def test_value_mentioned(value, text, ok):
 
 
 def test_tasks_cli_generate_export_eval(tmp_path, capsys, bike_domain):
-    from core.store import Workspace
+    from core.data.store import Workspace
     from scaleenv_tui.cli import main
 
     ws = Workspace(tmp_path / "ws")
@@ -266,8 +266,8 @@ def test_tasks_cli_generate_export_eval(tmp_path, capsys, bike_domain):
 
 
 def test_state_hash_is_canonical_and_the_diff_is_readable(bike_domain, runtime):
-    from core.db import diff_states
-    from core.taskmodel import StateDelta
+    from core.data.db import diff_states
+    from core.data.taskmodel import StateDelta
 
     a, b = runtime.build_db(StateDelta()), runtime.build_db(StateDelta())
     start = a.state_hash()
@@ -321,10 +321,10 @@ tables:
 
 
 def test_identical_new_rows_pair_whichever_way_the_references_need():
-    from core.blueprint import parse_blueprint
-    from core.db import DomainDB
-    from core.reward import expected_from
-    from core.seed import RowFactory
+    from core.data.db import DomainDB
+    from core.data.seed import RowFactory
+    from core.evaluation.reward import expected_from
+    from core.spec.blueprint import parse_blueprint
 
     bp = parse_blueprint(MINI, "mini.yaml")
     rows = RowFactory(bp.schema, 0).seed_rows()
@@ -373,7 +373,7 @@ def test_a_regenerated_task_with_the_same_id_gets_its_own_initial_state(generate
 def test_export_errors_are_messages_and_damaged_records_are_named(tmp_path, capsys, bike_domain):
     import sqlalchemy as sa
 
-    from core.store import Workspace, tasks_t
+    from core.data.store import Workspace, tasks_t
     from scaleenv_tui.cli import main
 
     ws = Workspace(tmp_path / "ws")
@@ -394,8 +394,8 @@ def test_a_failed_export_keeps_the_previous_file_and_leaves_no_partial_one(tmp_p
                                                                           monkeypatch):
     import errno
 
-    from core.store import Workspace
-    from core.taskmodel import Task
+    from core.data.store import Workspace
+    from core.data.taskmodel import Task
     from scaleenv_tui.cli import main
 
     ws = Workspace(tmp_path / "ws")

@@ -1,4 +1,4 @@
-"""The scripted user (core/user.py): its rules on hand-made scenarios, Environment.reply, and
+"""The scripted user (core/agents/user.py): its rules on hand-made scenarios, Environment.reply, and
 `scaleenv eval --user`. Episodes through it (oracle, random, guesser) are in tests/test_agents.py."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.reward import Expected, RequiredValue
-from core.taskmodel import ChainStep, GroundTruth, Scenario, StateDelta, Task
-from core.user import DONT_KNOW, GIVE_UP, GO_AHEAD, STOP, THANKS, ScriptedUser, fact_noun, make_user
+from core.agents.user import DONT_KNOW, GIVE_UP, GO_AHEAD, STOP, THANKS, ScriptedUser, fact_noun, make_user
+from core.data.taskmodel import ChainStep, GroundTruth, Scenario, StateDelta, Task
+from core.evaluation.reward import Expected, RequiredValue
 
 INTENTS = {"rent_bike": "rent bike {bike_id}", "find_rider_by_email": "find rider by email"}
 FIRST = "Hi, I'm Ann Lee. I would like to rent the bike with serial BK123-AB. Please tell me the balance."
@@ -225,14 +225,14 @@ def test_make_user_by_name():
 
 @pytest.fixture(scope="module")
 def runtime(bike_domain):
-    from core.env import DomainRuntime
+    from core.runtime.env import DomainRuntime
 
     return DomainRuntime(bike_domain)
 
 
 @pytest.fixture(scope="module")
 def bike_tasks(bike_domain, runtime):
-    from core.tasks import TaskGenerator
+    from core.tasks.generator import TaskGenerator
 
     tasks, _ = TaskGenerator(bike_domain, runtime, seed=0).generate(6)
     assert any(t.is_refusal for t in tasks) and any(not t.is_refusal for t in tasks), "test setup"
@@ -249,8 +249,8 @@ def _withhold_email(task: Task) -> Task:
 
 
 def test_environment_reply_answers_as_the_tasks_scripted_user_and_says_when_it_is_done(runtime, bike_tasks):
-    from core.env import Environment
-    from core.tasks import oracle_messages
+    from core.runtime.env import Environment
+    from core.tasks.generator import oracle_messages
 
     task = _withhold_email(next(t for t in bike_tasks if "email" in t.scenario.known))
     env = Environment(runtime)
@@ -271,15 +271,15 @@ def test_environment_reply_answers_as_the_tasks_scripted_user_and_says_when_it_i
 
 
 def test_environment_reply_on_a_refusal_reads_the_claims_with_the_tools_intents(runtime, bike_tasks):
-    from core.env import Environment
-    from core.user import goal_intents
+    from core.agents.user import goal_intents
+    from core.runtime.env import Environment
 
     task = next(t for t in bike_tasks if t.is_refusal)
     env = Environment(runtime, task)
     goals = goal_intents(task, runtime.intents)
     assert goals and all("{" in g for g in goals), "test setup: bike_rental's tools have intent phrases"
     verb = goals[-1].split()[0]
-    from core.claims import past_forms
+    from core.evaluation.claims import past_forms
 
     assert not env.reply(f"I {past_forms(verb)[0]} it for you.")["done"]  # a claim of success is no report
     assert env.reply("I could not do that.")["done"]
@@ -289,7 +289,7 @@ def test_environment_reply_on_a_refusal_reads_the_claims_with_the_tools_intents(
 # ---------------------------------------------------------------------- scaleenv eval --user
 
 def test_eval_takes_the_user_and_says_it_in_the_json(tmp_path, capsys, monkeypatch, bike_domain, bike_tasks):
-    from core.store import Workspace
+    from core.data.store import Workspace
     from scaleenv_tui.cli import main
 
     monkeypatch.delenv("SCALEENV_WORKSPACE", raising=False)

@@ -1,5 +1,5 @@
 """bench/validity.py: a tiny run end to end, and its hand-written parts (AUC, "asked for"); ownership
-comes from core/ownership.py."""
+comes from core/tasks/ownership.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.models import Column, Table
+from core.data.models import Column, Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -90,9 +90,9 @@ def test_tokens_hide_ids_emails_and_numbers():
 # ----------------------------------------------------------------------------------------- ownership
 
 def test_ownership_is_the_one_task_generation_uses(bike_domain):
-    """The bench derives ownership with core/ownership.py (tested in test_ownership.py), not a copy."""
-    from core import ownership
-    from core.env import DomainRuntime
+    """The bench derives ownership with core/tasks/ownership.py (tested in test_ownership.py), not a copy."""
+    from core.runtime.env import DomainRuntime
+    from core.tasks import ownership
 
     assert validity.customer_table is ownership.customer_table
     assert validity.owner_paths is ownership.owner_paths and validity.row_owners is ownership.row_owners

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from core.models import DomainSchema, Table, ToolSpec
+from core.data.models import DomainSchema, Table, ToolSpec
 
 __all__ = ["Ownership", "Path", "customer_table", "key_params", "owner_of", "owner_paths", "row_owners"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from core.models import DomainSchema, ToolSpec
-from core.wording import with_article
+from core.data.models import DomainSchema, ToolSpec
+from core.tasks.wording import with_article
 
 REFUSAL_CLAUSE = ("- When a request cannot be done, do not do it: say that it could not be done and tell the user "
                   "what stands in the way, with the value that blocks it (for example the balance or the date).")

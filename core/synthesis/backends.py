@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from core.blueprint import Operation
-from core.codegen import compile_operation
-from core.models import DomainSchema, Implementation
+from core.data.models import DomainSchema, Implementation
+from core.spec.blueprint import Operation
+from core.synthesis.codegen import compile_operation
 
 
 class Backend(Protocol):

@@ -16,10 +16,10 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from core import expr as X
-from core.blueprint import Operation
-from core.context import NotFound, PreconditionFailed, ToolContext
-from core.db import DomainDB
+from core.data.db import DomainDB
+from core.runtime.context import NotFound, PreconditionFailed, ToolContext
+from core.spec import expr as X
+from core.spec.blueprint import Operation
 
 CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
        ">=": operator.ge}

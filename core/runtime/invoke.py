@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from core.context import InvalidArgument, ToolContext, ToolDB, ToolError
-from core.db import DomainDB, IntegrityError
-from core.sandbox import SandboxTimeout, deadline
+from core.data.db import DomainDB, IntegrityError
+from core.runtime.context import InvalidArgument, ToolContext, ToolDB, ToolError
+from core.runtime.sandbox import SandboxTimeout, deadline
 
 _TYPES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false"}
 

@@ -8,7 +8,7 @@ Repairs are local and realistic: a row's column is set to a value that satisfies
 (respecting the column's type and bounds), a conflicting row's status is changed, or a new row
 is made by the seed factory. When no repair works the caller is told (``None``), never lied to.
 With ``consistent`` set, an arrangement that leaves rows breaking the domain's invariants (the
-factory's, see :mod:`core.invariants`) is repaired where the requirements allow
+factory's, see :mod:`core.data.invariants`) is repaired where the requirements allow
 (:meth:`Arranger.make_consistent`); procedural tests set it.
 """
 
@@ -18,13 +18,13 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from core import expr as X
-from core.blueprint import Operation
-from core.context import NotFound, ToolContext
-from core.db import DomainDB, IntegrityError
-from core.interp import Evaluator, op_lookups
-from core.models import Column, ParamSpec
-from core.seed import RowFactory
+from core.data.db import DomainDB, IntegrityError
+from core.data.models import Column, ParamSpec
+from core.data.seed import RowFactory
+from core.runtime.context import NotFound, ToolContext
+from core.spec import expr as X
+from core.spec.blueprint import Operation
+from core.spec.interp import Evaluator, op_lookups
 
 FLIP = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -144,7 +144,7 @@ class Arranger:
     def make_consistent(self, op: Operation, args: dict, violate: int | None = None,
                         keep: list[X.Expr] | None = None) -> bool:
         """Repair the rows written since ``db.mark()`` that break the factory's invariants
-        (:meth:`core.seed.RowFactory.repair`), each repair kept only if the requirements are still
+        (:meth:`core.data.seed.RowFactory.repair`), each repair kept only if the requirements are still
         as arranged (all hold but ``violate``, and ``keep``). Returns whether the writes keep the
         invariants; when the repair fails, the state is left as it was. ``arrange`` calls it when
         ``self.consistent`` is set."""

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import __version__
-from core.backends import Backend, ProceduralBackend
-from core.blueprint import Blueprint, BlueprintError, Operation
-from core.context import ToolContext
-from core.db import DomainDB
-from core.graph import build_edges
-from core.invariants import Invariants
-from core.models import Domain, Provenance, TestResult, ToolRecord
-from core.proctest import CaseBuilder, SpecError, test_tool
-from core.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many
-from core.seed import RowFactory, SeedError
+from core.data.db import DomainDB
+from core.data.invariants import Invariants
+from core.data.models import Domain, Provenance, TestResult, ToolRecord
+from core.data.seed import RowFactory, SeedError
+from core.runtime.context import ToolContext
+from core.runtime.sandbox import Limits, PolicyViolation, load_tool, run_isolated_many
+from core.spec.blueprint import Blueprint, BlueprintError, Operation
+from core.synthesis.backends import Backend, ProceduralBackend
+from core.synthesis.graph import build_edges
+from core.synthesis.proctest import CaseBuilder, SpecError, test_tool
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _line(bp: Blueprint, where: str) -> int | None:
 
     import yaml
 
-    from core.blueprint import _lines
+    from core.spec.blueprint import _lines
 
     path = tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[|\]\.?", where) if p)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.models import (
+from core.data.models import (
     Domain,
     DomainSchema,
     DomainStats,
@@ -272,7 +272,7 @@ class Workspace:
                                  f"{str(e).splitlines()[0]}") from None
 
     def _load_tasks(self, domain: str) -> list[Any]:
-        from core.tasks import Task
+        from core.data.taskmodel import Task
 
         with self.engine.connect() as c:
             did = self._domain_id(c, domain)

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from core import expr as X
-from core.models import Column, DomainSchema, ParamSpec, Requirement, ReturnShape, Table, ToolSpec
-from core.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
-from core.seed import _faker, table_order
+from core.data.models import Column, DomainSchema, ParamSpec, Requirement, ReturnShape, Table, ToolSpec
+from core.data.seed import _faker, table_order
+from core.runtime.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
+from core.spec import expr as X
 
 
 class BlueprintError(ValueError):

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
 
-from core.models import Model, Provenance
-from core.reward import Expected, RequiredValue
+from core.data.models import Model, Provenance
+from core.evaluation.reward import Expected, RequiredValue
 
 
 class ChainStep(Model):

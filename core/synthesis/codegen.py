@@ -1,7 +1,7 @@
 """The procedural implementation backend: an operation compiled to readable Python source.
 
 The source is what runs (after the sandbox policy accepts it) and what the studio shows.
-It calls only ``db`` (a :class:`core.context.ToolDB`), ``ctx`` (the clock) and the error types.
+It calls only ``db`` (a :class:`core.runtime.context.ToolDB`), ``ctx`` (the clock) and the error types.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from core import expr as X
-from core.blueprint import Operation
-from core.interp import op_lookups
-from core.models import DomainSchema
-from core.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
+from core.data.models import DomainSchema
+from core.runtime.sandbox import FORBIDDEN_NAMES, SAFE_BUILTINS
+from core.spec import expr as X
+from core.spec.blueprint import Operation
+from core.spec.interp import op_lookups
 
 PY_CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import Field
 
-from core.claims import check_claims, claim_rules
-from core.models import Column, DomainSchema, Model
-from core.seed import table_order
+from core.data.models import Column, DomainSchema, Model
+from core.data.seed import table_order
+from core.evaluation.claims import check_claims, claim_rules
 
 TEXT_TYPES = {"name", "first_name", "last_name", "text", "word", "company", "address", "city", "string", "email",
               "phone", "code"}

@@ -4,7 +4,7 @@ A state is *consistent* when every invariant holds on every row. Three kinds of 
 
 * **stated**: a table's ``invariants:`` in the blueprint, parsed with the row's columns as names
   (``status != 'active' or end_station_id == null``), evaluated per row with the meaning the
-  specification interpreter gives it (:class:`core.interp.Evaluator` with the row as its
+  specification interpreter gives it (:class:`core.spec.interp.Evaluator` with the row as its
   arguments; compiled once to a Python function, :func:`compile_check`, held to the same answers);
 * **derived, references**: every non-null ``ref`` column names an existing row of its table
   (the database does not enforce references; a delete can leave one dangling);
@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core import expr as X
-from core.blueprint import invariant_scope
-from core.context import NotFound, ToolContext
-from core.db import DomainDB
-from core.models import Domain, DomainSchema, Table, ToolSpec
+from core.data.db import DomainDB
+from core.data.models import Domain, DomainSchema, Table, ToolSpec
+from core.runtime.context import NotFound, ToolContext
+from core.spec import expr as X
+from core.spec.blueprint import invariant_scope
 
 Kind = Literal["stated", "implies", "ref"]
 
@@ -508,9 +508,9 @@ class _Reader:
 class Invariants:
     """Every invariant of a domain, and the check of a state against them.
 
-    ``Invariants(source, operations=None)``: ``source`` is a :class:`~core.models.Domain` (its
-    tools' specifications give the operations), a :class:`~core.blueprint.Blueprint` (its
-    operations), or a :class:`~core.models.DomainSchema` (stated and reference invariants only,
+    ``Invariants(source, operations=None)``: ``source`` is a :class:`~core.data.models.Domain` (its
+    tools' specifications give the operations), a :class:`~core.spec.blueprint.Blueprint` (its
+    operations), or a :class:`~core.data.models.DomainSchema` (stated and reference invariants only,
     unless ``operations`` — Operations or ToolSpecs — are given). Parsing and derivation happen
     once here; :meth:`for_domain` / :meth:`for_blueprint` also cache the object per source.
     """

@@ -19,23 +19,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import expr as X
-from core import wording as W
-from core.arrange import Arranger
-from core.backends import Backend, ProceduralBackend
-from core.blueprint import Operation, parse_blueprint
-from core.context import ToolContext
-from core.db import DomainDB, IntegrityError
-from core.env import DomainRuntime, Environment, delta_between
-from core.graph import to_networkx
-from core.interp import Evaluator, op_lookups
-from core.invariants import Invariants
-from core.models import Domain, Provenance
-from core.ownership import Ownership, key_params
-from core.reward import RequiredValue, expected_from, value_mentioned
-from core.seed import RowFactory, derive_seed
-from core.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
-from core.wording import BEHAVIOUR, plural, tidy, with_article
+from core.data.db import DomainDB, IntegrityError
+from core.data.invariants import Invariants
+from core.data.models import Domain, Provenance
+from core.data.seed import RowFactory, derive_seed
+from core.data.taskmodel import ChainStep, GroundTruth, Identification, Review, Scenario, Task
+from core.evaluation.reward import RequiredValue, expected_from, value_mentioned
+from core.runtime.context import ToolContext
+from core.runtime.env import DomainRuntime, Environment, delta_between
+from core.spec import expr as X
+from core.spec.blueprint import Operation, parse_blueprint
+from core.spec.interp import Evaluator, op_lookups
+from core.synthesis.arrange import Arranger
+from core.synthesis.backends import Backend, ProceduralBackend
+from core.synthesis.graph import to_networkx
+from core.tasks import wording as W
+from core.tasks.ownership import Ownership, key_params
+from core.tasks.wording import BEHAVIOUR, plural, tidy, with_article
 
 __all__ = ["Task", "TaskGenerator", "GenStats", "generate_tasks"]
 
@@ -125,7 +125,7 @@ class TaskGenerator:
         self.ownership = Ownership(self.schema)
         self.invariants = Invariants.for_domain(domain)  # a task's initial and final states keep them
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"), self.invariants)
-        self.customer = self.ownership.customer  # core.ownership.customer_table
+        self.customer = self.ownership.customer  # core.tasks.ownership.customer_table
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
         self._seen: dict[bool, Counter] = {True: Counter(), False: Counter()}  # goal ops of refusals / the rest
@@ -811,7 +811,7 @@ class TaskGenerator:
         goal = goal[:1].lower() + goal[1:]
         reason = tidy(W.request(rng, goal))
         # what the user wants to hear: the values of the goals that will be done, and for a refused
-        # goal what it would have reported; a blocker is the policy's to tell (core/policy.py)
+        # goal what it would have reported; a blocker is the policy's to tell (core/runtime/policy.py)
         asks = [self._noun(v.label) for v in values if v.why != "what blocks the request"]
         if refused:
             asks += self._would_report(goals[-1].op)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models import DomainSchema
+from core.data.models import DomainSchema
 
 
 class ExprError(ValueError):

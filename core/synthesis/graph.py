@@ -13,9 +13,9 @@ from typing import Any
 
 import networkx as nx
 
-from core import expr as X
-from core.blueprint import Operation
-from core.models import DomainSchema, GraphEdge
+from core.data.models import DomainSchema, GraphEdge
+from core.spec import expr as X
+from core.spec.blueprint import Operation
 
 
 def _carries(schema: DomainSchema, produced: str | None, wanted: str | None) -> bool:

@@ -6,7 +6,7 @@ hold (a ``precondition`` error and the state unchanged), each looked-up id missi
 (``not_found``), bad arguments (an ``invalid_argument`` error naming the argument), and
 determinism (the same call on the same state gives the same result and state hash).
 
-Nothing here reads the implementation: expectations come from :mod:`core.interp`.
+Nothing here reads the implementation: expectations come from :mod:`core.spec.interp`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core import expr as X
-from core import interp
-from core.arrange import Arranger
-from core.blueprint import Operation
-from core.context import ToolContext, ToolError
-from core.db import DomainDB
-from core.invariants import Invariants
-from core.invoke import ArgValidator, Outcome, invoke
-from core.models import TestCase, TestResult
-from core.seed import RowFactory, derive_seed
+from core.data.db import DomainDB
+from core.data.invariants import Invariants
+from core.data.models import TestCase, TestResult
+from core.data.seed import RowFactory, derive_seed
+from core.runtime.context import ToolContext, ToolError
+from core.runtime.invoke import ArgValidator, Outcome, invoke
+from core.spec import expr as X
+from core.spec import interp
+from core.spec.blueprint import Operation
+from core.synthesis.arrange import Arranger
 
 
 class SpecError(RuntimeError):

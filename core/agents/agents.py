@@ -6,7 +6,7 @@
   says a couple of values it saw: a floor that a sound reward must keep near zero.
 * :class:`GuesserAgent` calls nothing and names every enum value: the reward-gaming floor.
 
-:func:`run_episode` runs one episode, with a user (core/user.py: each "say" goes to the user and
+:func:`run_episode` runs one episode, with a user (core/agents/user.py: each "say" goes to the user and
 its reply comes back) or without one (the first "say" ends the episode).
 """
 
@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.env import Environment
-from core.reward import Reward, value_mentioned
-from core.taskmodel import Task
-from core.tasks import oracle_messages
-from core.user import STOP, User, fact_noun
+from core.agents.user import STOP, User, fact_noun
+from core.data.taskmodel import Task
+from core.evaluation.reward import Reward, value_mentioned
+from core.runtime.env import Environment
+from core.tasks.generator import oracle_messages
 
 
 class Agent(Protocol):
@@ -46,7 +46,7 @@ def _noun_list(keys: list[str]) -> str:
 
 
 class OracleAgent:
-    """Replays the ground-truth chain, then reports (``core.tasks.oracle_messages``).
+    """Replays the ground-truth chain, then reports (``core.tasks.generator.oracle_messages``).
 
     With a user (``observation["interactive"]``) it first asks, in one message, for every known
     fact whose value the first message does not state, and goes on only if the reply tells each

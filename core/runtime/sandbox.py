@@ -5,7 +5,7 @@ Tool code is untrusted (an LLM may have written it). Before it runs:
 1. :func:`check_source` applies the policy: imports only from an allow-list (and of each
    module only an allow-listed set of names); no names or
    attributes starting with an underscore (so no ``__class__``/``__subclasses__`` escapes and
-   no reaching the connection behind :class:`core.context.ToolDB`); no ``open``, ``exec``,
+   no reaching the connection behind :class:`core.runtime.context.ToolDB`); no ``open``, ``exec``,
    ``eval``, ``compile``, ``globals``, ``getattr``…; no frame/code attributes; no
    ``str.format`` (format strings can read attributes); no classes, ``global``, bare
    ``except`` or ``except BaseException`` (which could swallow the time limit); no huge powers.
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
+from core.runtime.context import InvalidArgument, NotFound, PreconditionFailed, ToolError
 
 FORBIDDEN_NAMES = {
     "open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr", "delattr",

@@ -4,7 +4,7 @@ Names, emails, phones, addresses and free text come from Faker (seeded per domai
 enums, dates and references from a ``random.Random`` with the same seed. Same seed, same rows.
 Unique columns stay unique, references point at existing rows, numbers stay in their bounds.
 
-Rows also keep the domain's invariants (:mod:`core.invariants`): a new row that breaks a check on
+Rows also keep the domain's invariants (:mod:`core.data.invariants`): a new row that breaks a check on
 its own columns is fixed (a column a status implies is emptied or given a value) or made again,
 and once every table exists :meth:`RowFactory.seed_rows` checks the whole state, cross-table
 checks included, and makes each violating row again (a bounded number of times, from the same
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 from faker import Faker
 
-from core.models import Column, DomainSchema, Table
+from core.data.models import Column, DomainSchema, Table
 
 if TYPE_CHECKING:
-    from core.invariants import Invariant, Invariants
+    from core.data.invariants import Invariant, Invariants
 
 ROW_TRIES = 30  # a new row that breaks an invariant on its own columns is made again at most this often
 SEED_ROUNDS = 12  # rounds of repair over the whole seed state
@@ -86,7 +86,9 @@ class RowFactory:
         invariants; pass ``Invariants(blueprint)`` for the derived status implications too, as
         synthesis does)."""
         if invariants is None:
-            from core.invariants import Invariants  # core.invariants imports core.blueprint, which imports us
+            from core.data.invariants import (
+                Invariants,  # core.data.invariants imports core.spec.blueprint, which imports us
+            )
 
             invariants = Invariants(schema)
         self.invariants = invariants
@@ -231,7 +233,7 @@ class RowFactory:
     def _checkable(self, table: Table, inv: Invariant, keys: dict[str, list]) -> bool:
         """An invariant on a reference whose table has no rows yet (a self reference while the
         seed is made) is left to the check of the whole state."""
-        from core import expr as X
+        from core.spec import expr as X
 
         for n in X.walk(inv.expr):
             if isinstance(n, X.Param) and table.has_column(n.name):
@@ -330,7 +332,7 @@ class RowFactory:
         """Check the whole seed state against every invariant and repair the violating rows
         (:meth:`repair`); ``rows`` are changed in place. Raises :class:`SeedError` when violations
         remain."""
-        from core.db import DomainDB
+        from core.data.db import DomainDB
 
         db = DomainDB(self.schema)
         try:
@@ -402,11 +404,11 @@ class RowFactory:
                     grow: bool = False, keep: Callable[[], bool] | None = None) -> bool:
         """Repair a stored row that breaks the invariants ``broken``, trying in turn: the columns
         its status implies; the row's own columns set so that each broken check holds (the
-        state builder's repairs, :mod:`core.arrange`); the same, also changing the other rows the
+        state builder's repairs, :mod:`core.synthesis.arrange`); the same, also changing the other rows the
         check reads (never deleting one, and adding one only with ``grow``); the whole row made
         again. The first version that keeps every invariant of the row's table (and ``keep()``),
         with every changed row still valid for its columns, is kept. Returns whether it was."""
-        from core.db import IntegrityError
+        from core.data.db import IntegrityError
 
         old = db.get(table.name, key)
         if old is None:
@@ -518,7 +520,7 @@ class _Pool:
 
 
 def _repairer_class() -> type:
-    from core.arrange import Arranger  # core.arrange imports this module
+    from core.synthesis.arrange import Arranger  # core.synthesis.arrange imports this module
 
     class Repairer(Arranger):
         """The state builder's repairs, pointed at one row of a table: the row's columns are the
@@ -527,7 +529,7 @@ def _repairer_class() -> type:
 
         def __init__(self, db: Any, factory: RowFactory, ctx: Any, rng: random.Random, table: Table,
                      own_only: bool, grow: bool = False):
-            from core.blueprint import invariant_scope
+            from core.spec.blueprint import invariant_scope
 
             super().__init__(db, factory, ctx, rng)
             self.own_only, self.grow, self.table = own_only, grow, table
@@ -541,7 +543,7 @@ def _repairer_class() -> type:
             one works (and leaves ``keep`` true): first, in random order, the ways that leave the
             row's enum columns (its status) as they are, then the others, so that a repair does not
             simply move every row out of the status a check is about."""
-            from core import expr as X
+            from core.spec import expr as X
 
             if not (isinstance(e, X.BoolOp) and (e.op == "or") == want):
                 return super().repair(e, want, args, force)
@@ -560,20 +562,20 @@ def _repairer_class() -> type:
 
         def _on_enum(self, e: Any) -> bool:
             """Does ``e`` read one of the row's own enum columns?"""
-            from core import expr as X
+            from core.spec import expr as X
 
             return any(isinstance(n, X.Param) and self.table.has_column(n.name)
                        and self.table.column(n.name).type == "enum" for n in X.walk(e))
 
         def _domain_of(self, e: Any, args: dict) -> list[Any]:
-            from core import expr as X
+            from core.spec import expr as X
 
             if isinstance(e, X.Param) and self.table.has_column(e.name):  # a column of the row
                 return self._column_domain(self.table.column(e.name), limit=None)
             return super()._domain_of(e, args)
 
         def _settable(self, e: Any, args: dict) -> bool:
-            from core import expr as X
+            from core.spec import expr as X
 
             if self.own_only and not isinstance(e, X.Param):
                 return False
@@ -585,7 +587,7 @@ def _repairer_class() -> type:
         def _count_to(self, agg: Any, n: int, args: dict) -> bool:
             if self.own_only:
                 return False
-            from core.context import NotFound
+            from core.runtime.context import NotFound
 
             try:
                 filters = {c: self._eval(v, args) for c, v in agg.filters}
@@ -601,7 +603,7 @@ def _repairer_class() -> type:
             return done and self.db.count(table.name) == snap  # a delete makes the repair fail
 
         def _eval(self, e: Any, args: dict) -> Any:
-            from core.interp import Evaluator
+            from core.spec.interp import Evaluator
 
             return Evaluator(self.db, self.ctx, args).eval(e)
 

@@ -20,15 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.context import ToolContext, ToolDB
-from core.db import DomainDB, diff_states
-from core.invoke import ArgValidator, Outcome, invoke
-from core.models import Domain, ToolSpec
-from core.policy import agent_policy
-from core.reward import Reward, evaluate
-from core.sandbox import PolicyViolation, load_tool
-from core.taskmodel import StateDelta, Task
-from core.user import STOP, ScriptedUser, goal_intents
+from core.agents.user import STOP, ScriptedUser, goal_intents
+from core.data.db import DomainDB, diff_states
+from core.data.models import Domain, ToolSpec
+from core.data.taskmodel import StateDelta, Task
+from core.evaluation.reward import Reward, evaluate
+from core.runtime.context import ToolContext, ToolDB
+from core.runtime.invoke import ArgValidator, Outcome, invoke
+from core.runtime.policy import agent_policy
+from core.runtime.sandbox import PolicyViolation, load_tool
 
 
 @dataclass
@@ -195,7 +195,7 @@ class Environment:
         return out
 
     def reply(self, text: str) -> dict[str, Any]:
-        """Say ``text`` to the task's scripted user (core/user.py); returns ``{"user": its reply, "done"}``.
+        """Say ``text`` to the task's scripted user (core/agents/user.py); returns ``{"user": its reply, "done"}``.
 
         ``done`` is true once the reply holds ``STOP``: the user has ended the conversation (later
         replies are ``STOP`` alone). The user is made afresh by each ``reset()``. Keep the

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from core.models import DomainSchema, Table
+from core.data.models import DomainSchema, Table
 
 DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 COUNTERS = "_counters"

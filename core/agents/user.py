@@ -3,14 +3,14 @@
 A conversation starts with :meth:`User.start` (the task's first message) and goes on with
 :meth:`User.reply` to each message the agent says. A reply holding :data:`STOP` ends it. An LLM
 user will implement the same protocol; :class:`ScriptedUser` answers by rules from the task's
-:class:`~core.taskmodel.Scenario` and ground truth, deterministically (docs/tasks.md, "The user"):
+:class:`~core.data.taskmodel.Scenario` and ground truth, deterministically (docs/tasks.md, "The user"):
 
 1. A question naming facts the user knows (``Scenario.known``): it tells them, every fact whose
    noun the question names ("My email is ann@x.com. The serial is BK123-AB.").
 2. A question naming something in ``Scenario.unknown``: "I don't know the rental id; can you look it up?"
 3. A request to confirm ("shall I", "do you want me to", "proceed?"): "Yes, please go ahead."
 4. The outcome reported (every required value said on a completed task; refusal language, by the
-   claim rules of core/claims.py, on a refused one): "Thank you, that's all. ###STOP###".
+   claim rules of core/evaluation/claims.py, on a refused one): "Thank you, that's all. ###STOP###".
 5. "How can I help?": the reason for calling (or the first message again).
 6. Any other question: "Sorry, I don't know that."
 7. A statement that does not report the outcome: it asks for what is missing, and ends the
@@ -25,9 +25,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from core.claims import check_claims, claim_rules
-from core.reward import value_mentioned
-from core.taskmodel import Task
+from core.data.taskmodel import Task
+from core.evaluation.claims import check_claims, claim_rules
+from core.evaluation.reward import value_mentioned
 
 STOP = "###STOP###"
 THANKS = f"Thank you, that's all. {STOP}"
