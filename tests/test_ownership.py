@@ -295,3 +295,21 @@ def test_owner_of_reads_any_domain_db(shop):
     assert ownership.owner_of(db, "orders", order["order_id"]) == {order["customer_id"]}
     assert ownership.owner_of(db, "products", db.select("products")[0]["product_id"]) == set()
     db.close()
+
+
+# ---------------------------------------------------------------------- the policy's actor rule
+
+
+def test_a_customer_never_asks_for_a_staff_operation(bike_domain):
+    """suspend_rider is staff's (sample_domains/bike_rental.yaml): asked by a customer the attempt is
+    dropped with its reason; asked by staff it becomes a staff task."""
+    assert next(o for o in TaskGenerator(bike_domain).ops.values() if o.name == "suspend_rider").spec.actor == "staff"
+    gen = only(TaskGenerator(bike_domain, seed=0, p_refusal=0.0), "suspend_rider")
+    gen.p_staff = 0.0  # every attempt a customer's
+    tasks, stats = gen.generate(3, max_attempts=6)
+    assert tasks == [] and stats.drop_reasons["a customer asks for a staff operation (suspend_rider)"] == 6
+    gen = only(TaskGenerator(bike_domain, seed=0, p_refusal=0.0), "suspend_rider")
+    gen.p_staff = 1.0
+    tasks, _ = gen.generate(3)
+    assert len(tasks) == 3 and {t.scenario.actor for t in tasks} == {"staff"}
+    assert all(t.scenario.persona.endswith("(staff)") for t in tasks)

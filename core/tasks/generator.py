@@ -614,7 +614,20 @@ class TaskGenerator:
                                           parents=[self.schema.name]),
                     review=Review())
         task.scenario.actor = who
+        self._check_policy(who, goals, owner, persona)
         return self._record(task, goals, refs, persona)
+
+    def _check_policy(self, who: str, goals: list[Goal], owner: dict | None, persona: dict | None) -> None:
+        """The rules of the policy the agent reads (core/runtime/policy.py), checked on the ground
+        truth: a customer asks for no staff operation; a customer's records are acted on only for
+        that customer, who can be identified (the email is a known fact). Ownership across customers
+        is checked in :meth:`_persona`, the blueprint's limits as invariants in :meth:`_record`."""
+        if who != "staff":
+            staff = [g.op.name for g in goals if g.op.spec.actor == "staff"]
+            if staff:
+                raise Drop(f"a customer asks for a staff operation ({staff[0]})")
+            if owner is not None and persona is None:
+                raise Drop("a customer's records are acted on for nobody identified")
 
     # ------------------------------------------------------------------ ground truth
 
