@@ -63,6 +63,9 @@ def force_goals(gen, monkeypatch, ops: list[str], violate: int | None = None,
         Goal(gen.ops[name], {}, dict((fixed or {}).get(i, {}))) for i, name in enumerate(ops)])
     if violate is not None:
         monkeypatch.setattr(gen, "_refusable", lambda op: [violate] if op.name == ops[-1] else [])
+    # staff operations are asked for by staff (a customer asking is dropped): the task is staff's
+    actors = {gen.ops[name].spec.actor for name in ops}
+    monkeypatch.setattr(gen, "p_staff", 1.0 if "staff" in actors else 0.0)
 
 
 def tried(gen, monkeypatch, ops: list[str], indices=range(1, 9), *, refusal: bool = False,
@@ -213,7 +216,7 @@ def test_a_read_only_goal_is_kept_when_its_value_cannot_be_guessed(gen, monkeypa
 
 
 def test_a_value_the_instruction_states_is_not_asked_for(gen, monkeypatch):
-    """Move a bike, then suspend me: when the user names the station by its id, the station id is
+    """Move a bike, then suspend a rider: when the user names the station by its id, the station id is
     no value to tell, and "Please tell me the ..." names only the status."""
     runs = [r for r in tried(gen, monkeypatch, ["move_bike", "suspend_rider"], range(1, 6)) if r.task is not None]
     by_id = [r for r in runs if r.source("move_bike", "station_id") == "user"]
@@ -225,8 +228,8 @@ def test_a_value_the_instruction_states_is_not_asked_for(gen, monkeypatch):
         assert station in r.task.scenario.instruction
         assert r.task.ground_truth.communicate == [suspended]
         assert r.task.scenario.asks == ["status"] and "station id" not in r.task.scenario.instruction
-        # composed again for the same persona
-        assert r.task.scenario.persona.endswith(f", a rider with email {r.task.scenario.known['email']}")
+        # composed again for the same persona: both are staff operations, asked by staff
+        assert r.task.scenario.actor == "staff" and r.task.scenario.persona.endswith("(staff)")
         assert oracle_messages(r.task)[-1]["content"] == "Done. status: suspended"
     for r in by_lookup:
         station = goal_step(r.task, "move_bike").args["station_id"]
