@@ -97,6 +97,62 @@ def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[t
     return out
 
 
+MAX_BYTES = 2_000_000  # a blueprint file larger than this is refused unread
+MAX_DEPTH = 64  # deepest nesting of mappings / lists a blueprint may have
+
+
+class _Refused(Exception):
+    """YAML the blueprint loader will not build: an anchor or alias, or nesting too deep."""
+
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases (no "billion laughs", no recursive nodes) and nesting
+    deeper than MAX_DEPTH, both checked on the next event before the composer builds (or expands) it,
+    so neither the time nor the recursion depth of composing can grow past the limits."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(f"YAML anchors and aliases are not allowed in a blueprint (line {line})", line)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"YAML nested deeper than {MAX_DEPTH} levels (line {line})", line)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_big(text: str) -> bool:
+    return len(text) > MAX_BYTES or len(text.encode("utf-8", "replace")) > MAX_BYTES
+
+
+def _yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """Compose ``text`` once with :class:`_SafeLoader` and construct the data from that node.
+    Raises :class:`_Refused` or ``yaml.YAMLError``."""
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _one_line(s: str) -> str:
+    return " ".join(str(s).split())
+
+
 class _Duplicate(Exception):
     def __init__(self, key: str, path: tuple, line: int):
         self.key, self.path, self.line = key, path, line
@@ -135,8 +191,8 @@ def _column(name: str, raw: Any, ctx: _Ctx, path: tuple) -> Column:
                 data["nullable" if tok == "optional" else tok] = True
             elif tok.startswith("default="):
                 try:
-                    data["default"] = yaml.safe_load(tok[8:])
-                except yaml.YAMLError:
+                    data["default"] = _yaml(tok[8:])[1]
+                except (yaml.YAMLError, _Refused):
                     raise ctx.error(path, f"cannot read the default value {tok[8:]!r}") from None
             elif tok.startswith("faker:"):
                 data["faker"] = tok[6:]
@@ -538,6 +594,9 @@ TOP_KEYS = {"domain", "title", "description", "policy", "clock", "tables", "oper
 def load_blueprint(path: str | Path) -> Blueprint:
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_BYTES:
+            raise BlueprintError(str(path), "", f"file is larger than {MAX_BYTES // 1_000_000} MB "
+                                                f"({path.stat().st_size} bytes); a blueprint is far smaller")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise BlueprintError(str(path), "", f"cannot read file: {e.strerror or e}") from None
@@ -547,13 +606,19 @@ def load_blueprint(path: str | Path) -> Blueprint:
 
 
 def parse_blueprint(text: str, file: str = "<blueprint>") -> Blueprint:
+    if _too_big(text):
+        raise BlueprintError(file, "", f"text is larger than {MAX_BYTES // 1_000_000} MB; a blueprint is far smaller")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _yaml(text)
+    except _Refused as e:
+        raise BlueprintError(file, "", e.message, e.line) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise BlueprintError(file, "", f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+        raise BlueprintError(file, "", f"not valid YAML: {_one_line(problem)}",
+                             mark.line + 1 if mark else None) from None
+    except RecursionError:  # not expected (depth is bounded), but never a traceback
+        raise BlueprintError(file, "", f"YAML nested too deeply (limit {MAX_DEPTH} levels)") from None
     try:
         lines = _lines(node) if node is not None else {}
     except _Duplicate as d:
