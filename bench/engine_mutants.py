@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTANTS: dict[str, tuple[str, str, str, str]] = {
     "reward_roles": (
         "core/evaluation/reward.py",
-        'for m in messages if m.get("role") == "assistant")',
-        "for m in messages)",
+        'if isinstance(m, dict) and m.get("role") == "assistant")',
+        "if isinstance(m, dict))",
         "every message role counts as telling the user (an agent that never speaks scores)"),
     "reward_null_equals_anything": (
         "core/evaluation/reward.py",

@@ -522,11 +522,45 @@ def test_batch_astep_runs_each_environment_in_a_thread_and_skips_none(runtime, t
 # ---------------------------------------------------------------- bugs found
 
 
-@pytest.mark.xfail(strict=True, reason="core/runtime/invoke.py: math.isfinite(huge int) raises OverflowError, which "
-                                       "escapes step although errors never come back as exceptions")
 def test_a_huge_number_is_an_invalid_argument_not_an_exception(env, sql):
     state = sql.state(env)
     out = env.step({"name": "top_up_balance", "arguments": '{"rider_id": "RDR-0001", "amount": 1' + "0" * 400 + "}"})
     assert out["ok"] is False and out["error"]["kind"] == "invalid_argument"
     assert out["error"]["argument"] == "amount"
     assert sql.state(env) == state
+
+
+# ---------------------------------------------------------------- step and evaluate never raise
+
+
+@pytest.mark.parametrize("arguments, says", [
+    ('{"rider_id": "RDR-0001", "amount": 1' + "0" * 5000 + "}", "holding a number too large"),  # over int digits
+    ("[" * 5000, "nested too deeply"),
+    ('{"a": ' * 3000 + "1" + "}" * 3000, "nested too deeply"),
+])
+def test_json_no_parser_can_take_is_an_invalid_argument_and_is_recorded(env, sql, arguments, says):
+    state = sql.state(env)
+    out = env.step({"name": "top_up_balance", "arguments": arguments})
+    assert out == {"ok": False, "error": {"kind": "invalid_argument", "message": f"arguments are not valid JSON: {says}"}}
+    assert env.calls[-1]["ok"] is False and env.calls[-1]["name"] == "top_up_balance"
+    assert sql.state(env) == state
+
+
+def test_a_lone_surrogate_is_an_invalid_argument_not_an_internal_error(env, sql):
+    state = sql.state(env)
+    out = env.step({"name": "top_up_balance", "arguments": {"rider_id": "RDR-\ud800", "amount": 5}})
+    assert out["error"] == {"kind": "invalid_argument", "argument": "rider_id",
+                            "message": "argument 'rider_id' is not valid Unicode text"}
+    assert sql.state(env) == state
+
+
+def test_an_enum_argument_of_any_length_is_refused_briefly(env):
+    out = env.step({"name": "report_fault", "arguments": {"bike_id": "BK-0001", "rider_id": "RDR-0001",
+                                                          "issue": "x" * 20_000, "note": "n"}})
+    assert out["error"]["kind"] == "invalid_argument" and out["error"]["argument"] == "issue"
+    assert len(out["error"]["message"]) < 300  # the message does not quote 20,000 characters
+
+
+def test_evaluate_skips_what_is_not_a_message(env):
+    said = {"role": "assistant", "content": "hello"}
+    assert env.evaluate([None, "text", 3, said, ["x"]]) == env.evaluate([said])

@@ -282,7 +282,9 @@ _ENUM_GAP = r" (?:(?:the|a|an) )?"
 
 
 def agent_text(messages: list[dict[str, Any]]) -> str:
-    return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "assistant")
+    """The assistant messages' text; anything that is not a message (None, a string) is skipped."""
+    return "\n".join(str(m.get("content") or "") for m in messages
+                     if isinstance(m, dict) and m.get("role") == "assistant")
 
 
 def _is_call(m: dict[str, Any]) -> bool:

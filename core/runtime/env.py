@@ -137,6 +137,13 @@ def delta_between(schema: Any, before: dict[str, list[dict]], after: dict[str, l
     return d
 
 
+MAX_ARGUMENTS = 1_000_000  # characters of a JSON arguments string
+
+
+def _invalid(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"kind": "invalid_argument", "message": message}}
+
+
 class Environment:
     """One task's environment. Not thread-safe; create one per worker (they are cheap)."""
 
@@ -176,21 +183,34 @@ class Environment:
                 "user": task.scenario.instruction}
 
     def step(self, call: dict[str, Any]) -> dict[str, Any]:
-        """Run one tool call ``{"name": ..., "arguments": {...} | "json"}``; returns ``{"ok", "result" | "error"}``."""
+        """Run one tool call ``{"name": ..., "arguments": {...} | "json"}``; returns ``{"ok", "result" | "error"}``.
+
+        Never raises: whatever the agent sends comes back as a structured error, recorded in ``calls``."""
         name = call.get("name") if isinstance(call, dict) else None
         args = call.get("arguments", {}) if isinstance(call, dict) else None
-        if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError as e:
-                out = {"ok": False, "error": {"kind": "invalid_argument",
-                                              "message": f"arguments are not valid JSON: {e.msg}"}}
-                self.calls.append({"name": name, "arguments": args, **out})
-                return out
-        if not isinstance(name, str):
-            out = {"ok": False, "error": {"kind": "invalid_call", "message": "a tool call needs a 'name'"}}
-        else:
-            out = self.runtime.call(self.db, self.ctx, name, args, self.tooldb).to_dict()
+        try:
+            if isinstance(args, str):
+                if len(args) > MAX_ARGUMENTS:
+                    out = _invalid(f"arguments are longer than {MAX_ARGUMENTS} characters")
+                    self.calls.append({"name": name, "arguments": args[:200], **out})
+                    return out
+                try:
+                    args = json.loads(args) if args.strip() else {}
+                except json.JSONDecodeError as e:
+                    out = _invalid(f"arguments are not valid JSON: {e.msg}")
+                    self.calls.append({"name": name, "arguments": args, **out})
+                    return out
+                except (ValueError, RecursionError) as e:  # an integer of 4,300+ digits; nesting too deep
+                    why = "nested too deeply" if isinstance(e, RecursionError) else "holding a number too large"
+                    out = _invalid(f"arguments are not valid JSON: {why}")
+                    self.calls.append({"name": name, "arguments": args[:200], **out})
+                    return out
+            if not isinstance(name, str):
+                out = {"ok": False, "error": {"kind": "invalid_call", "message": "a tool call needs a 'name'"}}
+            else:
+                out = self.runtime.call(self.db, self.ctx, name, args, self.tooldb).to_dict()
+        except Exception as e:  # defence in depth: the contract is that step does not raise
+            out = {"ok": False, "error": {"kind": "internal", "message": f"the call failed: {type(e).__name__}"}}
         self.calls.append({"name": name, "arguments": args, **out})
         return out
 

@@ -9,6 +9,7 @@ transaction back, and nothing but a :class:`Outcome` comes out.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +20,22 @@ from core.runtime.context import InvalidArgument, ToolContext, ToolDB, ToolError
 from core.runtime.sandbox import SandboxTimeout, deadline
 
 _TYPES = {"integer": "a whole number", "number": "a number", "string": "a string", "boolean": "true or false"}
+
+
+MAX_INT = 2**63 - 1  # what SQLite stores as an INTEGER
+MAX_FLOAT = 1.7976931348623157e308
+MAX_STRING = 10_000  # the length limit of a string parameter without maxLength
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _show(v: Any) -> str:
+    """An argument in an error message, kept short (and a huge integer never turned into digits)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of about {int(v.bit_length() * 0.30103) + 1} digits"
+    if isinstance(v, str) and len(v) > 80:
+        return repr(v[:80]) + f"… ({len(v)} characters)"
+    text = repr(v)
+    return text if len(text) <= 120 else text[:120] + "…"
 
 
 class ArgValidator:
@@ -69,41 +86,50 @@ class ArgValidator:
         if t == "integer":
             if isinstance(v, float) and not isinstance(v, bool) and v.is_integer():
                 v = int(v)
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+            if not isinstance(v, int) or isinstance(v, bool) or not -MAX_INT <= v <= MAX_INT:
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {_show(v)}", argument=name)
         elif t == "number":
-            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+            # a JSON integer can be any size: math.isfinite(10**400) would raise, not answer
+            if (not isinstance(v, int | float) or isinstance(v, bool) or (isinstance(v, int) and abs(v) > MAX_FLOAT)
+                    or not math.isfinite(v)):
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {_show(v)}", argument=name)
         elif t == "string":
             if not isinstance(v, str):
-                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
-            if len(v) > s.get("maxLength", 10_000):
-                raise InvalidArgument(f"argument {name!r} is longer than {s['maxLength']} characters", argument=name)
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {_show(v)}", argument=name)
+            limit = s.get("maxLength", MAX_STRING)
+            if len(v) > limit:
+                raise InvalidArgument(f"argument {name!r} is longer than {limit} characters", argument=name)
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: no text the database can store
+                raise InvalidArgument(f"argument {name!r} is not valid Unicode text", argument=name) from None
         elif t == "boolean":
             if not isinstance(v, bool):
-                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {v!r}", argument=name)
+                raise InvalidArgument(f"argument {name!r} must be {_TYPES[t]}, got {_show(v)}", argument=name)
         enum = s.get("_enum")
-        if enum is not None and v not in enum:
-            raise InvalidArgument(f"argument {name!r} must be one of {', '.join(map(str, s['enum']))}; got {v!r}",
+        if enum is not None and not (isinstance(v, str | int | float) and v in enum):
+            raise InvalidArgument(f"argument {name!r} must be one of {', '.join(map(str, s['enum']))}; got {_show(v)}",
                                   argument=name)
         lo, hi = s.get("minimum"), s.get("maximum")
         if lo is not None and v < lo:
-            raise InvalidArgument(f"argument {name!r} must be at least {lo}, got {v!r}", argument=name)
+            raise InvalidArgument(f"argument {name!r} must be at least {lo}, got {_show(v)}", argument=name)
         if hi is not None and v > hi:
-            raise InvalidArgument(f"argument {name!r} must be at most {hi}, got {v!r}", argument=name)
+            raise InvalidArgument(f"argument {name!r} must be at most {hi}, got {_show(v)}", argument=name)
         fmt = s.get("format")
         if fmt == "date":
             try:
-                date.fromisoformat(v)
-                if len(v) != 10:
+                if not _DATE.fullmatch(v):  # fromisoformat also takes week dates and basic forms
                     raise ValueError
+                date.fromisoformat(v)
             except ValueError:
-                raise InvalidArgument(f"argument {name!r} must be a date YYYY-MM-DD, got {v!r}", argument=name) from None
+                raise InvalidArgument(f"argument {name!r} must be a date YYYY-MM-DD, got {_show(v)}",
+                                      argument=name) from None
         elif fmt == "date-time":
             try:
                 datetime.fromisoformat(v)
             except ValueError:
-                raise InvalidArgument(f"argument {name!r} must be an ISO date-time, got {v!r}", argument=name) from None
+                raise InvalidArgument(f"argument {name!r} must be an ISO date-time, got {_show(v)}",
+                                      argument=name) from None
         return v
 
 
