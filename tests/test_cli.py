@@ -444,3 +444,18 @@ def test_an_interrupted_export_leaves_no_temp_file(ws, tmp_path, capsys, monkeyp
     _fail_on_third_task(monkeypatch, KeyboardInterrupt())
     run(capsys, "tasks", "export", "bike_rental", "--out", out_file, "--workspace", ws)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
+
+
+def test_version_prints_the_installed_distributions_version(capsys):
+    from importlib.metadata import version
+
+    from scaleenv_tui.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"scaleenv {version('scaleenv')}"
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert version("scaleenv") == pyproject["project"]["version"]  # the install is this checkout's
