@@ -82,7 +82,7 @@ class Ref:
     ident: Identification | None = None
     known: dict[str, Any] = field(default_factory=dict)
     vague: str = ""  # the phrase when the user leaves the facts for the agent to ask ("one of my passes")
-    noun: str = ""  # the record the facts pick out ("pass"), for a user asked "which pass?"
+    noun: str = ""  # the record's noun ("repair ticket"), dropped from the intent before a "the …" phrase
 
 
 def _trivial(v: Any) -> bool:
@@ -95,6 +95,16 @@ def _trivial(v: Any) -> bool:
 
 _FUNCTION = frozenset({"for", "to", "of", "the", "a", "an", "my", "with", "at", "in", "on", "from", "by", "into",
                        "and", "or", "as", "than", "via"})
+
+
+def _skew(seen: dict[bool, Counter], key: str, refusal: bool, prior: float, bound: float) -> float:
+    """How much more often ``key`` has been in the other kind of task than in this one (refusal or
+    not), as the ratio of its shares in ``seen[True]`` (refusals) and ``seen[False]`` (the rest),
+    smoothed by ``prior`` and clipped to [1/bound, bound]: a draw weighted by it evens the kinds out."""
+    ref, done = seen[True], seen[False]
+    r = (ref[key] + prior) / (sum(ref.values()) + 2 * prior)
+    c = (done[key] + prior) / (sum(done.values()) + 2 * prior)
+    return min(bound, max(1 / bound, (c / r) if refusal else (r / c)))
 
 
 def _human(name: str) -> str:
@@ -125,11 +135,15 @@ class TaskGenerator:
         self.ownership = Ownership(self.schema)
         self.invariants = Invariants.for_domain(domain)  # a task's initial and final states keep them
         self.factory = RowFactory(self.schema, derive_seed(seed, "tasks"), self.invariants)
-        self.customer = self.ownership.customer  # core.tasks.ownership.customer_table
+        self.customer = c = self.ownership.customer  # core.tasks.ownership.customer_table
+        # the customer table's unique email and its name column (customer_table guarantees both)
+        self.email_col = next(col.name for col in c.columns if col.type == "email" and col.unique) if c else None
+        self.name_col = next(col.name for col in c.columns if col.type == "name") if c else None
         self._enum_values = {v for t in self.schema.tables for c in t.columns for v in c.values}
         self.seed_rows = {t: list(r) for t, r in domain.rows.items()}
         self._seen: dict[bool, Counter] = {True: Counter(), False: Counter()}  # goal ops of refusals / the rest
         self._actors: dict[bool, Counter] = {True: Counter(), False: Counter()}  # who asked, the same way
+        self._refusable_of: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -207,10 +221,7 @@ class TaskGenerator:
         not be more (or less) often refused than customers' requests."""
         if self.p_staff in (0.0, 1.0):
             return self.p_staff
-        ref, done = self._actors[True], self._actors[False]
-        r = (ref["staff"] + 1) / (sum(ref.values()) + 2)
-        c = (done["staff"] + 1) / (sum(done.values()) + 2)
-        odds = self.p_staff / (1 - self.p_staff) * min(3.0, max(1 / 3, (c / r) if refusal else (r / c)))
+        odds = self.p_staff / (1 - self.p_staff) * _skew(self._actors, "staff", refusal, prior=1.0, bound=3.0)
         return odds / (1 + odds)
 
     def _weight(self, op: Operation, refusal: bool = False) -> float:
@@ -219,16 +230,15 @@ class TaskGenerator:
         far in this run: when refusals and other tasks act through different operations, the request
         alone gives refusals away (bench/validity.py, refusal_auc)."""
         base = 1.0 if self._refusable(op) else self.PLAIN_WEIGHT
-        ref, done = self._seen[True], self._seen[False]
-        r = (ref[op.name] + 0.5) / (sum(ref.values()) + 1)
-        c = (done[op.name] + 0.5) / (sum(done.values()) + 1)
-        return base * min(5.0, max(0.2, (c / r) if refusal else (r / c)))
+        return base * _skew(self._seen, op.name, refusal, prior=0.5, bound=5.0)
 
     def _refusable(self, op: Operation) -> list[int]:
-        out = []
-        for i, (e, _) in enumerate(op.requires):
-            if any(isinstance(n, X.Field) for n in X.walk(e)) and not any(isinstance(n, X.Agg) for n in X.walk(e)):
-                out.append(i)
+        """The requirements of ``op`` a refusal can break visibly: they read a stored field, no aggregate."""
+        out = self._refusable_of.get(op.name)
+        if out is None:
+            out = self._refusable_of[op.name] = [
+                i for i, (e, _) in enumerate(op.requires)
+                if any(isinstance(n, X.Field) for n in X.walk(e)) and not any(isinstance(n, X.Agg) for n in X.walk(e))]
         return out
 
     def _arrange(self, rng: random.Random, goals: list[Goal], refusal: bool) -> DomainDB:
@@ -402,26 +412,29 @@ class TaskGenerator:
         ref = self._refer_by(db, table, key, persona, rng)
         new = [lk for lk in ref.lookups if lk not in self._planned]
         if len(new) > self._budget:  # the chain may not grow past --max-chain: the user gives the id
-            t = self.schema.table(table)
-            return Ref(f"{_human(t.singular)} {key}", "user", [],
-                       Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key},
-                       noun=_human(t.singular))
+            return self._by_id(table, key)
         self._budget -= len(new)
         self._planned += new
         return ref
+
+    def _by_id(self, table: str, key: Any) -> Ref:
+        """The user names the record by its id ("bike BK-0007")."""
+        t = self.schema.table(table)
+        noun = _human(t.singular)
+        return Ref(f"{noun} {key}", "user", [], Identification(table=table, filters={t.primary_key: key}, target=key),
+                   {t.primary_key: key}, noun=noun)
 
     def _refer_by(self, db: DomainDB, table: str, key: Any, persona: dict | None, rng: random.Random) -> Ref:
         t = self.schema.table(table)
         c = self.customer
         noun = _human(t.singular)
-        email_col = next((col.name for col in c.columns if col.type == "email" and col.unique), None) if c else None
+        email_col = self.email_col
         if c is not None and table == c.name and persona and key == persona[c.primary_key]:
             tool = self._tool(f"find_{c.singular}_by_{email_col}")
             if tool:
                 email = persona[email_col]
                 return Ref("me", "lookup", [(tool, {email_col: email})],
-                           Identification(table=table, filters={email_col: email}, target=key), {email_col: email},
-                           vague="me", noun="account")
+                           Identification(table=table, filters={email_col: email}, target=key), {email_col: email})
         row = db.get(table, key)
         if persona and c is not None and row is not None:
             for col in t.columns:
@@ -460,9 +473,7 @@ class TaskGenerator:
                 v = row[u.name]
                 return Ref(f"the {noun} with {u.noun} {v}", "lookup", [(tool, {u.name: v})],
                            Identification(table=table, filters={u.name: v}, target=key), {u.name: v}, noun=noun)
-        return Ref(f"{noun} {key}", "user", [],
-                   Identification(table=table, filters={t.primary_key: key}, target=key), {t.primary_key: key},
-                   noun=noun)
+        return self._by_id(table, key)
 
     # ------------------------------------------------------------------ distractors
 
@@ -472,7 +483,7 @@ class TaskGenerator:
         keys = {t.name: db.keys(t.name) for t in self.schema.tables}
         c = self.customer
         if persona and c is not None:  # someone with the same name
-            name_col = next(col.name for col in c.columns if col.type == "name")
+            name_col = self.name_col
             row = self.factory.make_row(c, keys, db.select(c.name), overrides={name_col: persona[name_col]})
             db.insert(c.name, row)
             added.append(f"{c.name}: another person named {persona[name_col]}")
@@ -614,20 +625,19 @@ class TaskGenerator:
                                           parents=[self.schema.name]),
                     review=Review())
         task.scenario.actor = who
-        self._check_policy(who, goals, owner, persona)
+        self._check_policy(who, goals)
         return self._record(task, goals, refs, persona)
 
-    def _check_policy(self, who: str, goals: list[Goal], owner: dict | None, persona: dict | None) -> None:
-        """The rules of the policy the agent reads (core/runtime/policy.py), checked on the ground
-        truth: a customer asks for no staff operation; a customer's records are acted on only for
-        that customer, who can be identified (the email is a known fact). Ownership across customers
-        is checked in :meth:`_persona`, the blueprint's limits as invariants in :meth:`_record`."""
+    def _check_policy(self, who: str, goals: list[Goal]) -> None:
+        """The policy's actor rule (core/runtime/policy.py), checked on the ground truth: a customer
+        asks for no staff operation. The other rules hold by construction or are checked elsewhere:
+        a customer's task is the owner's, who is identified by email (:meth:`_scenario` makes it a
+        known fact), ownership across customers in :meth:`_persona`, the blueprint's limits as
+        invariants in :meth:`_record`."""
         if who != "staff":
             staff = [g.op.name for g in goals if g.op.spec.actor == "staff"]
             if staff:
                 raise Drop(f"a customer asks for a staff operation ({staff[0]})")
-            if owner is not None and persona is None:
-                raise Drop("a customer's records are acted on for nobody identified")
 
     # ------------------------------------------------------------------ ground truth
 
@@ -768,10 +778,8 @@ class TaskGenerator:
         known: dict[str, Any] = {}
         withheld: set[str] = set()  # known facts the first message leaves for the agent to ask
         c = self.customer
-        email_col = name_col = None
+        email_col, name_col = self.email_col, self.name_col
         if persona and c is not None:  # the persona's email first: another record's email must not hide it
-            email_col = next(col.name for col in c.columns if col.type == "email" and col.unique)
-            name_col = next(col.name for col in c.columns if col.type == "name")
             known[name_col] = persona[name_col]
             known[email_col] = persona[email_col]
             if rng.random() < 0.65:
@@ -785,7 +793,7 @@ class TaskGenerator:
                 r = refs.get((gi, p.name))
                 if r is None:
                     continue
-                vague = bool(r.vague) and r.vague != "me" and rng.random() < 0.35
+                vague = bool(r.vague) and rng.random() < 0.35
                 for k, v in r.known.items():  # a second fact of the same name keeps its own key (email_2)
                     key, n = k, 1
                     while key in known and known[key] != v:
