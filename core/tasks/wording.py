@@ -43,7 +43,7 @@ CLOSINGS = (
     "Please tell me the {nouns}.", "Could you let me know the {nouns}?", "Let me know the {nouns}, please.",
     "And please tell me the {nouns}.", "I'd like to know the {nouns} afterwards.", "Tell me the {nouns}, please.",
 )
-# how the user says they'll give a fact later: a record referred to without the fact that picks it
+# how the user acts (Scenario.behaviour): what a user simulator, scripted or a model, is told
 BEHAVIOUR = ("Answer the agent's questions from what you know, and say you don't know anything else. "
              "Do not volunteer facts before you are asked. Confirm when the agent asks before making a change. "
              "Once you have been told the outcome, end the conversation.")
