@@ -18,8 +18,9 @@ from functools import lru_cache
 # ---------------------------------------------------------------------- claims
 #
 # What the agent says about the outcome, checked by rules over its words (no model). The text is
-# the agent's report (core.evaluation.reward.report_text: what it said after its last tool call), lower-cased, with "can't"/"cannot" as "can not", "won't" as "will not"
-# and every other "n't" as " not" (_claim_text). A clause is a stretch of text between
+# the agent's report (core.evaluation.reward.report_text: what it said after its last tool call),
+# lower-cased, with "can't"/"cannot" as "can not", "won't" as "will not" and every other "n't" as
+# " not" (_claim_text). A clause is a stretch of text between
 # [.!?;:()] or a line break, also cut at "but", "however", "although", "though", "whereas",
 # "because" and "instead", so "I suspended you, but I could not reinstate you" is two clauses.
 
